@@ -1,0 +1,33 @@
+"""Episode metrics and their uncertainty."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval for a success rate: honest at 0% and 100%, unlike p ± 1.96 se."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def summarize(episodes: list[dict]) -> dict:
+    n = len(episodes)
+    succ = int(sum(bool(e["success"]) for e in episodes))
+    lo, hi = wilson_interval(succ, n)
+    scores = np.array([e["max_score"] for e in episodes], dtype=float)
+    lengths = np.array([e["length"] for e in episodes], dtype=float)
+    return {
+        "episodes": n,
+        "success_rate": succ / max(n, 1),
+        "success_ci95": [lo, hi],
+        "mean_max_score": float(scores.mean()) if n else float("nan"),
+        "std_max_score": float(scores.std()) if n else float("nan"),
+        "mean_length": float(lengths.mean()) if n else float("nan"),
+    }

@@ -1,0 +1,148 @@
+"""Closed-loop evaluation: batched policy inference over a gymnasium vector env.
+
+Episodes run in waves of ``n_envs``; each env gets its own seed (``seed_start + episode``),
+so results are reproducible and evaluation seeds never overlap data-collection seeds
+(collection counts up from 0, evaluation from 100000). An episode ends when the env
+terminates or truncates, or when the task reports success.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import gymnasium as gym
+import numpy as np
+from tqdm.auto import tqdm
+
+from robolearn.config import write_json
+from robolearn.eval.metrics import summarize
+
+
+class ObsHistory:
+    """Stacks the last To observations per env; at reset the first frame is repeated,
+    the same edge padding the training windows use."""
+
+    def __init__(self, to: int):
+        self.to = to
+        self.buf: dict[str, np.ndarray] = {}
+
+    def reset(self, obs: dict[str, np.ndarray], mask: np.ndarray | None = None) -> None:
+        for k, v in obs.items():
+            rep = np.repeat(v[:, None], self.to, axis=1)
+            if mask is None or k not in self.buf:
+                self.buf[k] = rep
+            else:
+                self.buf[k][mask] = rep[mask]
+
+    def push(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        for k, v in obs.items():
+            self.buf[k] = np.concatenate([self.buf[k][:, 1:], v[:, None]], axis=1)
+        return self.buf
+
+
+def make_vector_env(task, n_envs: int, n_render: int = 0) -> gym.vector.SyncVectorEnv:
+    fns = [(lambda r=(i < n_render): task.make_env(render=r)) for i in range(n_envs)]
+    return gym.vector.SyncVectorEnv(fns, autoreset_mode=gym.vector.AutoresetMode.DISABLED)
+
+
+def rollout(act_fn_factory: Callable[[int], Any], task, n_episodes: int, n_envs: int = 10,
+            seed_start: int = 100_000, obs_horizon: int = 1, video_dir: str | Path | None = None,
+            n_videos: int = 0, progress: bool = True, desc: str = "eval",
+            on_step: Callable | None = None) -> list[dict]:
+    """Run ``n_episodes`` and return one record per episode.
+
+    ``act_fn_factory(n)`` returns an object with ``reset()`` and ``act(obs_history) -> (n, A)``:
+    an Executor around a policy, or an expert adapter. ``on_step(venv, obs, actions, alive)``
+    lets interactive algorithms (DAgger) see every visited state.
+    """
+    n_envs = max(1, min(n_envs, n_episodes))
+    n_videos = min(n_videos, n_envs) if video_dir else 0
+    venv = make_vector_env(task, n_envs, n_render=n_videos)
+    hist = ObsHistory(obs_horizon)
+    records: list[dict] = []
+    bar = tqdm(total=n_episodes, desc=desc, disable=not progress, dynamic_ncols=True)
+    try:
+        for wave_start in range(0, n_episodes, n_envs):
+            n_live = min(n_envs, n_episodes - wave_start)
+            seeds = [seed_start + wave_start + i for i in range(n_envs)]
+            obs, info = venv.reset(seed=seeds)
+            hist.reset(obs)
+            actor = act_fn_factory(n_envs)
+            actor.reset()
+            alive = np.arange(n_envs) < n_live
+            max_score = np.full(n_envs, -np.inf)
+            success = np.zeros(n_envs, bool)
+            length = np.zeros(n_envs, int)
+            actions_log: list[list[np.ndarray]] = [[] for _ in range(n_envs)]
+            frames: list[list[np.ndarray]] = [[] for _ in range(n_videos)] if wave_start == 0 else []
+            for i in range(len(frames)):
+                frames[i].append(venv.envs[i].render())
+            while alive.any():
+                act = np.asarray(actor.act(hist.buf), dtype=np.float32)
+                if on_step is not None:
+                    on_step(venv, hist.buf, act, alive.copy())
+                obs, _, term, trunc, info = venv.step(act)
+                hist.push(obs)
+                for i in range(len(frames)):
+                    if alive[i]:
+                        frames[i].append(venv.envs[i].render())
+                score = np.asarray(info.get("score", np.zeros(n_envs)), dtype=float)
+                succ = np.asarray(info.get("is_success", np.zeros(n_envs)), dtype=bool)
+                for i in np.flatnonzero(alive):
+                    actions_log[i].append(act[i])
+                max_score = np.where(alive, np.maximum(max_score, score), max_score)
+                success |= alive & succ
+                length += alive
+                ended = alive & (term | trunc | succ)
+                alive &= ~ended
+            for i in range(n_live):
+                acts = np.stack(actions_log[i]) if actions_log[i] else np.zeros((0, 1))
+                records.append({"seed": seeds[i], "success": bool(success[i]), "max_score": float(max_score[i]),
+                                "length": int(length[i]), "mean_abs_jerk": mean_abs_jerk(acts)})
+            bar.update(n_live)
+            bar.set_postfix(success=f"{np.mean([r['success'] for r in records]):.2f}")
+            if frames and video_dir:
+                for i, fr in enumerate(frames):
+                    write_video(fr, Path(video_dir) / f"episode_{seeds[i]}.mp4", fps=task.spec.extra.get("fps", 10))
+    finally:
+        bar.close()
+        venv.close()
+    return records
+
+
+def mean_abs_jerk(actions: np.ndarray) -> float:
+    """Mean |third difference| of the executed actions: how jerky the motion is."""
+    if len(actions) < 4:
+        return 0.0
+    return float(np.abs(np.diff(actions, n=3, axis=0)).mean())
+
+
+def write_video(frames: list[np.ndarray], path: Path, fps: int = 10) -> None:
+    import imageio.v2 as imageio
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frames = [f for f in frames if f is not None]
+    if not frames:
+        return
+    imageio.mimwrite(path, frames, fps=fps, macro_block_size=1)
+
+
+def evaluate_policy(policy, task, exec_cfg: dict | None, out_dir: str | Path | None, n_episodes: int = 50,
+                    n_envs: int = 10, seed_start: int = 100_000, n_videos: int = 0, progress: bool = True,
+                    seed: int = 0) -> dict:
+    """Roll a policy out through an executor; write metrics.json (and videos) to ``out_dir``."""
+    import torch
+
+    from robolearn.execution import build_executor
+
+    gen = torch.Generator(device=policy.device).manual_seed(seed)
+    records = rollout(lambda n: build_executor(exec_cfg, policy, n, generator=gen), task, n_episodes, n_envs,
+                      seed_start, policy.obs_horizon, video_dir=(Path(out_dir) / "videos") if out_dir else None,
+                      n_videos=n_videos, progress=progress)
+    metrics = summarize(records)
+    metrics["mean_abs_jerk"] = float(np.mean([r["mean_abs_jerk"] for r in records]))
+    metrics["seed_start"] = seed_start
+    metrics["exec"] = exec_cfg
+    if out_dir:
+        write_json({"summary": metrics, "episodes": records}, Path(out_dir) / "metrics.json")
+    return metrics

@@ -1,0 +1,24 @@
+"""The Executor contract: how predicted chunks become one action per env step.
+
+Executors work on a batch of B envs at once. ``act(obs)`` receives the stacked observation
+history for every env (``obs[k]``: (B, To, *shape), numpy) and returns (B, A) actions. It
+asks the policy for chunks when it must, through ``policy.predict_chunk(obs, prefix,
+prefix_weights)``, and never knows which head it drives.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+class Executor:
+    def reset(self, mask: np.ndarray | None = None) -> None:
+        """Forget pending chunks (for the envs where ``mask`` is True, or all)."""
+        raise NotImplementedError
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
+
+
+def select_obs(obs: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarray]:
+    """The observations of a subset of envs (those that need a new chunk now)."""
+    return {k: v[idx] for k, v in obs.items()}

@@ -1,0 +1,112 @@
+"""The ActionHead contract and the head registry.
+
+A head maps a conditioning vector (or token sequence) to a distribution over *normalized*
+action chunks (B, H, A), values roughly in [-1, 1]. It never sees the environment, the
+normalizer or the observation encoder; that is what lets any head be driven by any executor.
+
+Adding a head = one file in this package that decorates its class with ``@register_head``,
+plus one YAML in ``configs/policy/``. Modules here are imported automatically.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import Any
+
+import torch
+from torch import nn
+
+from robolearn.errors import ConfigError
+
+_REGISTRY: dict[str, type["ActionHead"]] = {}
+
+
+def register_head(name: str):
+    def deco(cls):
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise RuntimeError(f"head name {name!r} registered twice")
+        _REGISTRY[name] = cls
+        cls.head_name = name
+        return cls
+
+    return deco
+
+
+class ActionHead(nn.Module):
+    """Base class for every action head.
+
+    Constructor signature for all heads: ``Head(cond_dim, horizon, action_dim, **options)``.
+    Options are validated in ``__init__`` and raise :class:`ConfigError` with a message
+    naming the option, what was expected and what was found.
+
+    ``cond`` is (B, D) for vector conditioning; heads that set ``wants_tokens = True`` receive
+    (B, N, D) tokens instead (``cond_dim`` is then D).
+    """
+
+    head_name: str = "?"
+    wants_tokens: bool = False
+
+    def __init__(self, cond_dim: int, horizon: int, action_dim: int):
+        super().__init__()
+        if horizon < 1:
+            raise ConfigError(f"horizon must be >= 1, got {horizon}")
+        self.cond_dim = int(cond_dim)
+        self.horizon = int(horizon)
+        self.action_dim = int(action_dim)
+
+    def loss(self, cond: torch.Tensor, actions: torch.Tensor,
+             mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Training loss. ``actions`` (B, H, A) normalized; ``mask`` (B, H) bool, True where the
+        step is real (False where the window ran past the episode end and was edge-padded).
+        Returns a dict with at least ``"loss"`` (a scalar); other entries are logged."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def sample(self, cond: torch.Tensor, prefix: torch.Tensor | None = None,
+               prefix_weights: torch.Tensor | None = None,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """Draw one chunk per batch element, (B, H, A), normalized.
+
+        ``prefix`` (B, H, A): the previous chunk's pending actions aligned to this chunk's
+        steps (entries where ``prefix_weights`` is 0 are ignored). ``prefix_weights`` (H,) or
+        (B, H) in [0, 1]: 1 = the step must equal the prefix, 0 = free."""
+        raise NotImplementedError
+
+
+def check_prefix(head: ActionHead, prefix, prefix_weights):
+    """Validate and broadcast prefix arguments. Returns (prefix, weights (B, H)) or (None, None)."""
+    if prefix is None:
+        return None, None
+    B, H, A = prefix.shape
+    if H != head.horizon or A != head.action_dim:
+        raise ValueError(f"prefix has shape {tuple(prefix.shape)}, expected (B, {head.horizon}, {head.action_dim})")
+    if prefix_weights is None:
+        raise ValueError("prefix given without prefix_weights")
+    w = torch.as_tensor(prefix_weights, dtype=prefix.dtype, device=prefix.device)
+    if w.shape[-1] != H:
+        raise ValueError(f"prefix_weights has {w.shape[-1]} steps, the chunk has {H}")
+    w = w.expand(B, H) if w.dim() == 1 else w
+    return prefix, w.clamp(0.0, 1.0)
+
+
+def head_names() -> list[str]:
+    _import_all()
+    return sorted(_REGISTRY)
+
+
+def head_class(name: str) -> type[ActionHead]:
+    _import_all()
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown head {name!r}; known heads: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def build_head(name: str, cond_dim: int, horizon: int, action_dim: int, **options: Any) -> ActionHead:
+    return head_class(name)(cond_dim, horizon, action_dim, **options)
+
+
+def _import_all() -> None:
+    pkg = importlib.import_module("robolearn.heads")
+    for mod in pkgutil.iter_modules(pkg.__path__):
+        if mod.name != "base":
+            importlib.import_module(f"robolearn.heads.{mod.name}")

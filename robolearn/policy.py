@@ -1,0 +1,156 @@
+"""ChunkPolicy = normalizer + observation encoder + action head.
+
+Everything inside is normalized; the policy converts at the edges: raw observations in,
+raw action chunks out. A checkpoint is a folder with ``model.safetensors`` (weights),
+``config.json`` (the policy config, observation spec and action dim) and
+``normalizer.safetensors`` — no pickle, so a checkpoint is safe to share.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from envs.base import ObsSpec
+from robolearn.data.normalizer import Normalizer
+from robolearn.encoders import build_encoder
+from robolearn.errors import ConfigError, DataError
+from robolearn.heads import build_head, head_class
+
+CKPT_FORMAT = 1
+
+
+def obs_name(entry: str) -> str:
+    """``"agent_pos=state[0:2]"`` -> ``"agent_pos"`` (derived keys are resolved by the data layer)."""
+    return entry.split("=", 1)[0].strip()
+
+
+def spec_from_array(arr: np.ndarray) -> ObsSpec:
+    shape = tuple(int(s) for s in arr.shape[1:])
+    kind = "rgb" if len(shape) == 3 and shape[-1] == 3 else "lowdim"
+    return ObsSpec(shape=shape, dtype="uint8" if kind == "rgb" else "float32", kind=kind)
+
+
+class ChunkPolicy(nn.Module):
+    def __init__(self, cfg: dict[str, Any], obs_spec: dict[str, ObsSpec], action_dim: int,
+                 normalizer: Normalizer):
+        super().__init__()
+        self.cfg = dict(cfg)
+        self.obs_spec = dict(obs_spec)
+        self.action_dim = int(action_dim)
+        self.obs_horizon = int(cfg["obs_horizon"])
+        self.horizon = int(cfg["horizon"])
+        self.n_action_steps = int(cfg.get("n_action_steps") or self.horizon)
+        if not 1 <= self.n_action_steps <= self.horizon:
+            raise ConfigError(f"policy.n_action_steps: expected 1..horizon={self.horizon}, got {self.n_action_steps}")
+        if self.obs_horizon < 1:
+            raise ConfigError(f"policy.obs_horizon: expected >= 1, got {self.obs_horizon}")
+        self.lowdim_keys = [k for k, s in obs_spec.items() if s.kind == "lowdim"]
+        self.normalizer = normalizer
+        self.encoder = build_encoder(cfg.get("encoder", {}), obs_spec, self.obs_horizon)
+        head_cfg = dict(cfg["head"])
+        name = head_cfg.pop("name")
+        wants_tokens = head_class(name).wants_tokens
+        cond_dim = self.encoder.token_dim if wants_tokens else self.encoder.out_dim
+        self.head = build_head(name, cond_dim, self.horizon, self.action_dim, **head_cfg)
+
+    # ---- edges -------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def _prep_obs(self, obs: dict[str, Any]) -> dict[str, torch.Tensor]:
+        out = {}
+        for k, spec in self.obs_spec.items():
+            if k not in obs:
+                raise DataError(f"observation key {k!r} missing: the policy needs {sorted(self.obs_spec)}, got {sorted(obs)}")
+            x = torch.as_tensor(obs[k], device=self.device)
+            if spec.kind == "lowdim":
+                x = self.normalizer.normalize(k, x.float())
+            out[k] = x
+        return out
+
+    def encode(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        enc = self._prep_obs(obs)
+        return self.encoder.tokens(enc) if self.head.wants_tokens else self.encoder(enc)
+
+    # ---- training ----------------------------------------------------------------------
+    def compute_loss(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        cond = self.encode(batch["obs"])
+        actions = self.normalizer.normalize("action", torch.as_tensor(batch["action"], device=self.device).float())
+        mask = batch.get("action_mask")
+        if mask is not None:
+            mask = torch.as_tensor(mask, device=self.device)
+        return self.head.loss(cond, actions, mask)
+
+    # ---- inference ---------------------------------------------------------------------
+    @torch.no_grad()
+    def predict_chunk(self, obs: dict[str, Any], prefix: np.ndarray | torch.Tensor | None = None,
+                      prefix_weights: np.ndarray | torch.Tensor | None = None,
+                      generator: torch.Generator | None = None) -> np.ndarray:
+        """obs[k]: (B, To, *shape) raw; prefix: (B, H, A) raw actions. Returns (B, H, A) raw."""
+        cond = self.encode(obs)
+        p = w = None
+        if prefix is not None:
+            p = self.normalizer.normalize("action", torch.as_tensor(prefix, device=self.device).float())
+            w = torch.as_tensor(prefix_weights, device=self.device).float()
+        a = self.head.sample(cond, prefix=p, prefix_weights=w, generator=generator)
+        return self.normalizer.unnormalize("action", a.float()).cpu().numpy()
+
+    # ---- checkpoints -------------------------------------------------------------------
+    def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+        """Write a checkpoint folder atomically (a temp folder renamed into place)."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items() if not k.startswith("normalizer.")}
+        save_file(state, str(tmp / "model.safetensors"))
+        self.normalizer.save(tmp / "normalizer.safetensors")
+        meta = {
+            "format": CKPT_FORMAT,
+            "policy": self.cfg,
+            "obs_spec": {k: {"shape": list(s.shape), "dtype": s.dtype, "kind": s.kind} for k, s in self.obs_spec.items()},
+            "action_dim": self.action_dim,
+            **(extra or {}),
+        }
+        (tmp / "config.json").write_text(json.dumps(meta, indent=2))
+        if path.exists():
+            old = path.with_name(path.name + ".old")
+            if old.exists():
+                _rmtree(old)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            _rmtree(old)
+        else:
+            os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "ChunkPolicy":
+        path = Path(path)
+        cfg_file = path / "config.json"
+        if not cfg_file.is_file():
+            raise DataError(f"{path}: not a robolearn checkpoint (expected config.json, model.safetensors, normalizer.safetensors)")
+        meta = json.loads(cfg_file.read_text())
+        spec = {k: ObsSpec(shape=tuple(v["shape"]), dtype=v["dtype"], kind=v["kind"]) for k, v in meta["obs_spec"].items()}
+        normalizer = Normalizer.load(path / "normalizer.safetensors")
+        policy = cls(meta["policy"], spec, meta["action_dim"], normalizer)
+        state = load_file(str(path / "model.safetensors"))
+        missing, unexpected = policy.load_state_dict(state, strict=False)
+        missing = [m for m in missing if not m.startswith("normalizer.")]
+        if missing or unexpected:
+            raise DataError(f"{path / 'model.safetensors'}: weights do not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        policy.meta = meta
+        return policy.to(device).eval()
+
+
+def _rmtree(p: Path) -> None:
+    import shutil
+
+    shutil.rmtree(p, ignore_errors=True)

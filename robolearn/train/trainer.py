@@ -1,0 +1,249 @@
+"""The training loop: one loop for every head and encoder, BC on a fixed dataset.
+
+AdamW with warm-up + cosine decay, an EMA copy of the weights (what gets saved and
+evaluated), gradient clipping, TensorBoard scalars, periodic checkpoints and exact resume
+(model, EMA, optimizer, schedule, step and RNG states). CUDA with bf16 autocast when present.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from robolearn.config import save_config, to_dict, write_json
+from robolearn.data.dataset import load_dataset, train_val_split
+from robolearn.data.normalizer import Normalizer
+from robolearn.data.sampler import WindowSampler
+from robolearn.errors import ConfigError
+from robolearn.policy import ChunkPolicy, obs_name, spec_from_array
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device={name}: CUDA is not available on this machine")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def lr_lambda(warmup: int, total: int):
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / max(1, warmup)
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    return f
+
+
+@torch.no_grad()
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    for pe, pm in zip(ema.parameters(), model.parameters()):
+        pe.lerp_(pm.detach(), 1.0 - decay)
+    for be, bm in zip(ema.buffers(), model.buffers()):
+        be.copy_(bm)
+
+
+def to_torch(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    def conv(x):
+        return torch.from_numpy(np.ascontiguousarray(x)).to(device, non_blocking=True)
+    return {"obs": {k: conv(v) for k, v in batch["obs"].items()},
+            "action": conv(batch["action"]), "action_mask": conv(batch["action_mask"])}
+
+
+class DataBundle:
+    """What training needs from a dataset: windows for train/val, specs and a fitted normalizer."""
+
+    def __init__(self, cfg, data_path: str | Path):
+        pol, algo = cfg.policy, cfg.algo
+        obs_entries = list(cfg.task.obs_keys)
+        self.obs_keys = [obs_name(e) for e in obs_entries]
+        self.action_key = cfg.task.get("action_key", "action")
+        self.buffer, arrays = load_dataset(data_path, obs_entries, action_key=self.action_key)
+        ends = np.asarray(self.buffer.episode_ends)
+        n_eps = len(ends)
+        if algo.get("max_episodes"):
+            n_eps = min(n_eps, int(algo.max_episodes))
+        train_eps, val_eps = train_val_split(n_eps, float(algo.get("val_fraction", 0.0)), seed=int(cfg.seed))
+        self.n_train_episodes = len(train_eps)
+        self.obs_spec = {k: spec_from_array(arrays[k]) for k in self.obs_keys}
+        self.action_dim = int(arrays[self.action_key].shape[-1])
+        starts = np.concatenate([[0], ends[:-1]])
+        train_rows = np.concatenate([np.arange(starts[e], ends[e]) for e in train_eps])
+        self.normalizer = Normalizer()
+        fit_keys = [k for k in self.obs_keys if self.obs_spec[k].kind == "lowdim"] + [self.action_key]
+        self.normalizer.fit({("action" if k == self.action_key else k): arrays[k][train_rows] for k in fit_keys},
+                            str(pol.get("normalizer", "minmax")))
+        kw = dict(obs_keys=self.obs_keys, action_key=self.action_key,
+                  obs_horizon=int(pol.obs_horizon), horizon=int(pol.horizon))
+        self.train = WindowSampler(arrays, ends, episodes=train_eps, **kw)
+        self.val = WindowSampler(arrays, ends, episodes=val_eps, **kw) if len(val_eps) else None
+
+    def batch(self, sampler: WindowSampler, size: int, rng: np.random.Generator) -> dict[str, Any]:
+        b = sampler.random_batch(size, rng)
+        if self.action_key != "action":
+            b["action"] = b.pop(self.action_key)
+        return b
+
+
+def train(cfg, run_dir: str | Path, progress: bool = True, data: DataBundle | None = None,
+          init_from: ChunkPolicy | None = None) -> Path:
+    """Train a ChunkPolicy; returns the path of the final (EMA) checkpoint."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run_dir / "config.yaml")
+    algo = cfg.algo
+    seed_everything(int(cfg.seed))
+    device = pick_device(str(cfg.get("device", "auto")))
+    data = data or DataBundle(cfg, cfg.data or cfg.task.data)
+
+    policy = ChunkPolicy(to_dict(cfg.policy), data.obs_spec, data.action_dim, data.normalizer).to(device)
+    if init_from is not None:  # warm start (DAgger rounds): same architecture, new normalizer
+        own = policy.state_dict()
+        own.update({k: v for k, v in init_from.state_dict().items() if not k.startswith("normalizer.")})
+        policy.load_state_dict(own)
+    fit = getattr(policy.head, "fit_data", None)
+    if callable(fit):  # e.g. quantile bins of the autoregressive head
+        acts = data.batch(data.train, min(len(data.train), 20000), np.random.default_rng(0))["action"]
+        fit(policy.normalizer.normalize("action", torch.as_tensor(acts, device=device).float()))
+    ema = copy.deepcopy(policy).requires_grad_(False)
+
+    steps = int(algo.steps)
+    opt = torch.optim.AdamW(policy.parameters(), lr=float(algo.lr), betas=tuple(algo.get("betas", (0.9, 0.999))),
+                            weight_decay=float(algo.weight_decay))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(int(algo.warmup_steps), steps))
+    rng = np.random.default_rng(int(cfg.seed))
+    start = 0
+    resume_file = run_dir / "resume" / "state.pt"
+    if resume_file.exists():
+        st = torch.load(resume_file, map_location=device, weights_only=True)
+        policy.load_state_dict(st["model"])
+        ema.load_state_dict(st["ema"])
+        opt.load_state_dict(st["opt"])
+        sched.load_state_dict(st["sched"])
+        start = int(st["step"])
+        rng.bit_generator.state = _unpack_rng(st["np_rng"])
+        torch.set_rng_state(st["torch_rng"].cpu())
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(run_dir / "tb"))
+    amp = device.type == "cuda"
+    history: list[dict[str, float]] = _read_history(run_dir) if start else []
+    t0, seen = time.time(), 0
+    bar = tqdm(range(start, steps), initial=start, total=steps, desc="train", disable=not progress, dynamic_ncols=True)
+    for step in bar:
+        policy.train()
+        batch = to_torch(data.batch(data.train, int(algo.batch_size), rng), device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            out = policy.compute_loss(batch)
+        loss = out["loss"]
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower algo.lr or check the data")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gnorm = torch.nn.utils.clip_grad_norm_(policy.parameters(), float(algo.grad_clip))
+        opt.step()
+        sched.step()
+        decay = min(float(algo.ema_decay), (1 + step) / (10 + step))
+        ema_update(ema, policy, decay)
+        seen += int(algo.batch_size)
+        done = step + 1
+        if done % int(algo.log_every) == 0 or done == steps:
+            rec = {"step": done, "loss": float(loss), "grad_norm": float(gnorm), "lr": sched.get_last_lr()[0]}
+            if data.val is not None and (done % int(algo.val_every) == 0 or done == steps):
+                rec["val_loss"] = validate(ema, data, int(algo.batch_size))
+            for k, v in rec.items():
+                if k != "step":
+                    writer.add_scalar(f"train/{k}", v, done)
+            history.append(rec)
+            bar.set_postfix(loss=f"{rec['loss']:.4f}", **({"val": f"{rec['val_loss']:.4f}"} if "val_loss" in rec else {}))
+        if done % int(algo.ckpt_every) == 0 or done == steps:
+            ema.save(run_dir / "checkpoints" / "last", extra={"step": done, "task": to_dict(cfg.task)})
+            _save_resume(resume_file, policy, ema, opt, sched, done, rng)
+            write_json(history, run_dir / "train_history.json")
+    writer.close()
+    elapsed = time.time() - t0
+    summary = {"steps": steps, "seconds": elapsed, "samples_per_s": seen / max(elapsed, 1e-9),
+               "final_loss": history[-1]["loss"] if history else None,
+               "n_train_episodes": data.n_train_episodes, "device": str(device)}
+    write_json(summary, run_dir / "train_summary.json")
+    plot_history(history, run_dir / "loss.png")
+    return run_dir / "checkpoints" / "last"
+
+
+@torch.no_grad()
+def validate(policy: ChunkPolicy, data: DataBundle, batch_size: int, n_batches: int = 4) -> float:
+    """Loss of the EMA weights on held-out episodes (fixed windows, fixed noise)."""
+    policy.eval()
+    rng = np.random.default_rng(1234)
+    state = torch.get_rng_state()
+    torch.manual_seed(1234)
+    losses = [float(policy.compute_loss(to_torch(data.batch(data.val, batch_size, rng), policy.device))["loss"])
+              for _ in range(n_batches)]
+    torch.set_rng_state(state)
+    return float(np.mean(losses))
+
+
+def _pack_rng(state: dict) -> dict:
+    s = state["state"]
+    # PCG64's 128-bit integers do not fit a tensor; strings survive weights_only loading.
+    return {"bit_generator": state["bit_generator"], "state": str(s["state"]),
+            "inc": str(s["inc"]), "has_uint32": int(state["has_uint32"]), "uinteger": int(state["uinteger"])}
+
+
+def _unpack_rng(p: dict) -> dict:
+    return {"bit_generator": p["bit_generator"], "state": {"state": int(p["state"]), "inc": int(p["inc"])},
+            "has_uint32": int(p["has_uint32"]), "uinteger": int(p["uinteger"])}
+
+
+def _save_resume(path: Path, policy, ema, opt, sched, step: int, rng: np.random.Generator) -> None:
+    """Training state for exact resume; loaded with ``weights_only=True`` (no arbitrary code)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": policy.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
+                "sched": sched.state_dict(), "step": step, "np_rng": _pack_rng(rng.bit_generator.state),
+                "torch_rng": torch.get_rng_state()}, tmp)
+    tmp.replace(path)
+
+
+def _read_history(run_dir: Path) -> list[dict[str, float]]:
+    import json
+
+    f = run_dir / "train_history.json"
+    return json.loads(f.read_text()) if f.exists() else []
+
+
+def plot_history(history: list[dict[str, float]], path: Path) -> None:
+    if not history:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot([h["step"] for h in history], [h["loss"] for h in history], label="train (batch)", alpha=0.7)
+    val = [(h["step"], h["val_loss"]) for h in history if "val_loss" in h]
+    if val:
+        ax.plot(*zip(*val), "o-", label="val (EMA)")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
