@@ -92,10 +92,7 @@ class DataBundle:
         self.val = WindowSampler(arrays, ends, episodes=val_eps, **kw) if len(val_eps) else None
 
     def batch(self, sampler: WindowSampler, size: int, rng: np.random.Generator) -> dict[str, Any]:
-        b = sampler.random_batch(size, rng)
-        if self.action_key != "action":
-            b["action"] = b.pop(self.action_key)
-        return b
+        return sampler.random_batch(size, rng)
 
 
 def train(cfg, run_dir: str | Path, progress: bool = True, data: DataBundle | None = None,
@@ -162,7 +159,7 @@ def train(cfg, run_dir: str | Path, progress: bool = True, data: DataBundle | No
         seen += int(algo.batch_size)
         done = step + 1
         if done % int(algo.log_every) == 0 or done == steps:
-            rec = {"step": done, "loss": float(loss), "grad_norm": float(gnorm), "lr": sched.get_last_lr()[0]}
+            rec = {"step": done, "loss": loss.item(), "grad_norm": gnorm.item(), "lr": sched.get_last_lr()[0]}
             if data.val is not None and (done % int(algo.val_every) == 0 or done == steps):
                 rec["val_loss"] = validate(ema, data, int(algo.batch_size))
             for k, v in rec.items():
