@@ -1,0 +1,46 @@
+"""Simulated tasks by name. Modules are imported on demand so that, e.g., Push-T users never
+load MuJoCo and Fetch users never load pygame."""
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from envs.base import Expert, ObsSpec, Task, TaskSpec
+from robolearn.errors import ConfigError
+
+_FETCH = ("fetch_reach", "fetch_push", "fetch_pick_place")
+_NAMES = ("pusht", "pusht_image", *_FETCH, *(f"{n}_image" for n in _FETCH))
+
+__all__ = ["Expert", "ObsSpec", "Task", "TaskSpec", "make_task", "task_names"]
+
+
+def task_names() -> list[str]:
+    return list(_NAMES)
+
+
+def make_task(name: str, **kwargs: Any) -> Task:
+    """``make_task("fetch_push", obs="image", image_size=96)``. ``<task>_image`` is ``<task>``
+    with ``obs="image"``, so ``make_task(task.spec.name)`` always rebuilds the same task.
+    Unknown names or options raise ConfigError."""
+    if name not in _NAMES:
+        raise ConfigError(f"unknown task {name!r}; known tasks: {', '.join(_NAMES)}")
+    base = name.removesuffix("_image")
+    if base != name:
+        if kwargs.get("obs", "image") != "image":
+            raise ConfigError(f"task {name}: obs must be 'image', got {kwargs['obs']!r}")
+        kwargs = {**kwargs, "obs": "image"}
+    if base == "pusht":
+        from envs.pusht import PushTTask
+
+        return PushTTask(**_checked(name, PushTTask, kwargs))
+    from envs.fetch import FetchTask
+
+    return FetchTask(base, **_checked(name, FetchTask, kwargs))
+
+
+def _checked(name: str, cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:
+    allowed = [p for p in inspect.signature(cls).parameters if p != "name"]
+    bad = sorted(set(kwargs) - set(allowed))
+    if bad:
+        raise ConfigError(f"task {name}: unknown option(s) {bad}; expected some of {allowed}")
+    return kwargs

@@ -78,16 +78,52 @@ def results_table(rows: list[tuple[str, dict]]) -> str:
 
 def cmd_eval(a) -> int:
     from robolearn.config import load_group
+    from robolearn.errors import ConfigError
 
     ckpt = Path(a.checkpoint)
     if (ckpt / "checkpoints" / "last").is_dir():
         ckpt = ckpt / "checkpoints" / "last"
-    exec_cfg = dict(load_group("exec", a.exec))
-    for o in a.overrides:
-        k, _, v = o.partition("=")
-        exec_cfg[k.removeprefix("exec.")] = _parse_value(v)
-    out = Path(a.out) if a.out else ckpt.parent.parent / "eval" / exec_cfg.get("name", "exec")
-    return _eval_and_print(ckpt, a.episodes, a.n_envs, a.seed_start, a.videos, exec_cfg, out)
+    execs = []
+    for name in a.exec.split(","):
+        cfg = {k: v for k, v in dict(load_group("exec", name.strip())).items() if k != "_name"}
+        for o in a.overrides:
+            k, sep, v = o.partition("=")
+            if not sep:
+                raise ConfigError(f"override {o!r}: expected key=value")
+            cfg[k.removeprefix("exec.")] = _parse_value(v)
+        execs.append(cfg)
+    if a.delays is None:
+        if len(execs) > 1:
+            raise ConfigError("several executors given: add --delays (e.g. --delays 0) to compare them")
+        out = Path(a.out) if a.out else ckpt.parent.parent / "eval" / execs[0].get("name", "exec")
+        return _eval_and_print(ckpt, a.episodes, a.n_envs, a.seed_start, a.videos, execs[0], out)
+    return _delay_sweep(ckpt, execs, a)
+
+
+def _delay_sweep(ckpt: Path, execs: list[dict], a) -> int:
+    from robolearn.errors import ConfigError
+    from robolearn.eval.delay_sweep import sweep
+    from robolearn.policy import ChunkPolicy
+    from robolearn.train.trainer import pick_device
+
+    try:
+        delays = [int(d) for d in a.delays.split(",")]
+    except ValueError:
+        raise ConfigError(f"--delays: expected comma-separated integers, got {a.delays!r}") from None
+    policy = ChunkPolicy.load(ckpt, device=pick_device("auto"))
+    t = policy.meta.get("task") or {}
+    task = _task_from(t.get("name"), dict(t.get("kwargs") or {}))
+    out = Path(a.out) if a.out else ckpt.parent.parent / "eval" / "delay_sweep"
+    rows = sweep(policy, task, execs, delays, n_episodes=a.episodes, n_envs=a.n_envs, seed_start=a.seed_start,
+                 out_dir=out)
+    print(f"| {'executor':<24} | delay | success | 95% CI       | max score | jerk   | boundary jump |")
+    print(f"|{'-' * 26}|-------|---------|--------------|-----------|--------|---------------|")
+    for r in rows:
+        lo, hi = r["success_ci95"]
+        print(f"| {r['executor'][:24]:<24} | {r['delay']:>5} | {r['success_rate']:>7.2f} | [{lo:.2f}, {hi:.2f}] |"
+              f" {r['mean_max_score']:>9.3f} | {r['mean_abs_jerk']:.4f} | {r['boundary_jump']:>13.4f} |")
+    print(f"table + plot: {out / 'delay_sweep.json'}, {out / 'delay_sweep.png'}")
+    return 0
 
 
 def _parse_value(v: str):
@@ -150,9 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--n-envs", type=int, default=10)
     e.add_argument("--seed-start", type=int, default=100_000)
     e.add_argument("--videos", type=int, default=2)
-    e.add_argument("--exec", default="receding", help="executor config name in configs/exec/")
+    e.add_argument("--exec", default="receding",
+                   help="executor config(s) in configs/exec/: receding | ensemble | naive_async | rtc (comma-separated with --delays)")
+    e.add_argument("--delays", default=None, help="simulated inference delays in env steps, e.g. 0,1,2,4: a sweep table + plot")
     e.add_argument("--out", default=None)
-    e.add_argument("overrides", nargs="*", help="exec options, e.g. n_action_steps=4")
+    e.add_argument("overrides", nargs="*", help="exec options for every executor, e.g. s=4 delay=2")
     e.set_defaults(fn=cmd_eval)
 
     q = sub.add_parser("quickstart", help="collect FetchPush demos, train, evaluate, print the table")

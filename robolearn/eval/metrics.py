@@ -14,7 +14,9 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    lo = 0.0 if successes == 0 else max(0.0, centre - half)
+    hi = 1.0 if successes == n else min(1.0, centre + half)
+    return (lo, hi)
 
 
 def summarize(episodes: list[dict]) -> dict:
@@ -30,4 +32,8 @@ def summarize(episodes: list[dict]) -> dict:
         "mean_max_score": float(scores.mean()) if n else float("nan"),
         "std_max_score": float(scores.std()) if n else float("nan"),
         "mean_length": float(lengths.mean()) if n else float("nan"),
+        **{k: float(np.mean([e[k] for e in episodes])) for k in ("mean_abs_jerk", "boundary_jump", "step_change")
+           if n and all(k in e for e in episodes)},
+        **({"mean_max_coverage": float(np.mean([e["max_coverage"] for e in episodes]))}
+           if n and all("max_coverage" in e for e in episodes) else {}),
     }

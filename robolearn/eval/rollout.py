@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from robolearn.config import write_json
 from robolearn.eval.metrics import summarize
+from robolearn.eval.smoothness import smoothness
 
 
 class ObsHistory:
@@ -71,14 +72,17 @@ def rollout(act_fn_factory: Callable[[int], Any], task, n_episodes: int, n_envs:
             actor.reset()
             alive = np.arange(n_envs) < n_live
             max_score = np.full(n_envs, -np.inf)
+            max_cov = np.full(n_envs, -np.inf)
             success = np.zeros(n_envs, bool)
             length = np.zeros(n_envs, int)
             actions_log: list[list[np.ndarray]] = [[] for _ in range(n_envs)]
+            switch_log: list[list[bool]] = [[] for _ in range(n_envs)]
             frames: list[list[np.ndarray]] = [[] for _ in range(n_videos)] if wave_start == 0 else []
             for i in range(len(frames)):
                 frames[i].append(venv.envs[i].render())
             while alive.any():
                 act = np.asarray(actor.act(hist.buf), dtype=np.float32)
+                switched = np.asarray(getattr(actor, "last_switch", np.zeros(n_envs, bool)), bool)
                 if on_step is not None:
                     on_step(venv, hist.buf, act, alive.copy())
                 obs, _, term, trunc, info = venv.step(act)
@@ -90,7 +94,10 @@ def rollout(act_fn_factory: Callable[[int], Any], task, n_episodes: int, n_envs:
                 succ = np.asarray(info.get("is_success", np.zeros(n_envs)), dtype=bool)
                 for i in np.flatnonzero(alive):
                     actions_log[i].append(act[i])
+                    switch_log[i].append(bool(switched[i]))
                 max_score = np.where(alive, np.maximum(max_score, score), max_score)
+                if "coverage" in info:
+                    max_cov = np.where(alive, np.maximum(max_cov, np.asarray(info["coverage"], float)), max_cov)
                 success |= alive & succ
                 length += alive
                 ended = alive & (term | trunc | succ)
@@ -98,7 +105,8 @@ def rollout(act_fn_factory: Callable[[int], Any], task, n_episodes: int, n_envs:
             for i in range(n_live):
                 acts = np.stack(actions_log[i]) if actions_log[i] else np.zeros((0, 1))
                 records.append({"seed": seeds[i], "success": bool(success[i]), "max_score": float(max_score[i]),
-                                "length": int(length[i]), "mean_abs_jerk": mean_abs_jerk(acts)})
+                                **({"max_coverage": float(max_cov[i])} if np.isfinite(max_cov[i]) else {}),
+                                "length": int(length[i]), **smoothness(acts, np.asarray(switch_log[i], bool))})
             bar.update(n_live)
             bar.set_postfix(success=f"{np.mean([r['success'] for r in records]):.2f}")
             if frames and video_dir:
@@ -108,13 +116,6 @@ def rollout(act_fn_factory: Callable[[int], Any], task, n_episodes: int, n_envs:
         bar.close()
         venv.close()
     return records
-
-
-def mean_abs_jerk(actions: np.ndarray) -> float:
-    """Mean |third difference| of the executed actions: how jerky the motion is."""
-    if len(actions) < 4:
-        return 0.0
-    return float(np.abs(np.diff(actions, n=3, axis=0)).mean())
 
 
 def write_video(frames: list[np.ndarray], path: Path, fps: int = 10) -> None:
@@ -135,12 +136,12 @@ def evaluate_policy(policy, task, exec_cfg: dict | None, out_dir: str | Path | N
 
     from robolearn.execution import build_executor
 
+    build_executor(exec_cfg, policy, max(1, min(n_envs, n_episodes)))  # bad options fail before any env starts
     gen = torch.Generator(device=policy.device).manual_seed(seed)
     records = rollout(lambda n: build_executor(exec_cfg, policy, n, generator=gen), task, n_episodes, n_envs,
                       seed_start, policy.obs_horizon, video_dir=(Path(out_dir) / "videos") if out_dir else None,
                       n_videos=n_videos, progress=progress)
     metrics = summarize(records)
-    metrics["mean_abs_jerk"] = float(np.mean([r["mean_abs_jerk"] for r in records]))
     metrics["seed_start"] = seed_start
     metrics["exec"] = exec_cfg
     if out_dir:

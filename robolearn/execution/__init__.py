@@ -1,22 +1,44 @@
-"""Executors turn chunks into actions; which one runs is an evaluation-time choice."""
+"""Executors turn chunks into actions; which one runs is an evaluation-time choice.
+
+Every executor takes ``delay`` (env steps of simulated inference latency, or ``auto`` with
+``control_hz``) under one timing rule (``delay.py``), so their comparison is fair.
+"""
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from robolearn.errors import ConfigError
 from robolearn.execution.base import Executor
+from robolearn.execution.ensemble import TemporalEnsemble
+from robolearn.execution.realtime import NaiveAsync, RealTimeChunking, rtc_weights
 from robolearn.execution.receding import RecedingHorizon
 
-EXECUTORS: dict[str, type[Executor]] = {"receding": RecedingHorizon}
+EXECUTORS: dict[str, type[Executor]] = {
+    "receding": RecedingHorizon,
+    "ensemble": TemporalEnsemble,
+    "naive_async": NaiveAsync,
+    "rtc": RealTimeChunking,
+}
 
 
-def build_executor(cfg: dict[str, Any], policy, n_envs: int, generator=None) -> Executor:
-    cfg = dict(cfg or {"name": "receding"})
-    name = cfg.pop("name", "receding")
-    cfg.pop("_name", None)
+def build_executor(cfg: dict[str, Any] | None, policy, n_envs: int, generator=None) -> Executor:
+    """An executor from an ``exec`` config (``configs/exec/*.yaml``: ``name`` plus options).
+
+    Every option is validated here, so a bad one fails before any rollout starts; build once
+    before the rollout to fail early (only ``delay: auto`` is resolved at the first ``act``)."""
+    cfg = dict(cfg or {})
+    file_name = cfg.pop("_name", None)
+    name = cfg.pop("name", None) or file_name or "receding"
     if name not in EXECUTORS:
         raise ConfigError(f"exec.name: unknown executor {name!r}; choose one of {sorted(EXECUTORS)}")
-    return EXECUTORS[name](policy, n_envs, generator=generator, **cfg)
+    cls = EXECUTORS[name]
+    allowed = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "policy", "n_envs", "generator")]
+    unknown = sorted(set(cfg) - set(allowed))
+    if unknown:
+        raise ConfigError(f"exec: unknown option(s) {unknown} for executor {name!r}; it accepts {allowed}")
+    return cls(policy, n_envs, generator=generator, **cfg)
 
 
-__all__ = ["Executor", "build_executor", "EXECUTORS"]
+__all__ = ["EXECUTORS", "Executor", "NaiveAsync", "RealTimeChunking", "RecedingHorizon", "TemporalEnsemble",
+           "build_executor", "rtc_weights"]

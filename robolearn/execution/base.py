@@ -1,9 +1,13 @@
 """The Executor contract: how predicted chunks become one action per env step.
 
-Executors work on a batch of B envs at once. ``act(obs)`` receives the stacked observation
-history for every env (``obs[k]``: (B, To, *shape), numpy) and returns (B, A) actions. It
-asks the policy for chunks when it must, through ``policy.predict_chunk(obs, prefix,
-prefix_weights)``, and never knows which head it drives.
+Executors work on a batch of B envs at once, stepped in lockstep. ``act(obs)`` receives the
+stacked observation history for every env (``obs[k]``: (B, To, *shape), numpy) and returns
+(B, A) actions. It asks the policy for chunks when it must, through
+``policy.predict_chunk(obs, prefix, prefix_weights)``, and never knows which head it drives.
+
+After each ``act``, ``last_switch`` (B,) bool says for which envs a new chunk took over at
+this step (step 0 of an episode counts): the smoothness metrics measure the jump there.
+Every executor takes ``delay`` (simulated inference latency, see ``delay.py``).
 """
 from __future__ import annotations
 
@@ -11,8 +15,11 @@ import numpy as np
 
 
 class Executor:
+    n_envs: int
+    last_switch: np.ndarray
+
     def reset(self, mask: np.ndarray | None = None) -> None:
-        """Forget pending chunks (for the envs where ``mask`` is True, or all)."""
+        """Forget pending chunks (for the envs where ``mask`` is True, or all): a new episode."""
         raise NotImplementedError
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:

@@ -1,34 +1,19 @@
-"""Receding horizon: execute the first n_action_steps of each chunk, then replan."""
+"""Receding horizon: execute ``n_action_steps`` of each chunk, then replan.
+
+With ``delay: d`` the next chunk is still requested every n_action_steps steps, but it takes
+over d steps later; until then the current chunk keeps running, and the new chunk's first d
+actions (already in the past) are skipped. That is exactly the naive asynchronous execution
+of Black et al. 2025 — the two executors differ only in the option's name — which is the
+honest baseline: a receding-horizon policy on a real robot cannot stop the world to think.
+"""
 from __future__ import annotations
 
-import numpy as np
-
-from robolearn.errors import ConfigError
-from robolearn.execution.base import Executor, select_obs
+from robolearn.execution.delay import ChunkSchedule
 
 
-class RecedingHorizon(Executor):
-    def __init__(self, policy, n_envs: int, n_action_steps: int | None = None, generator=None):
-        self.policy, self.n_envs, self.generator = policy, n_envs, generator
-        self.n = int(n_action_steps or policy.n_action_steps)
-        if not 1 <= self.n <= policy.horizon:
-            raise ConfigError(f"exec.n_action_steps: expected 1..{policy.horizon} (the chunk length), got {self.n}")
-        self.reset()
+class RecedingHorizon(ChunkSchedule):
+    s_name = "n_action_steps"
 
-    def reset(self, mask: np.ndarray | None = None) -> None:
-        if mask is None:
-            self.queue = np.zeros((self.n_envs, self.n, self.policy.action_dim), np.float32)
-            self.pos = np.full(self.n_envs, self.n)
-        else:
-            self.pos[np.asarray(mask, bool)] = self.n
-
-    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        need = self.pos >= self.n
-        if need.any():
-            idx = np.flatnonzero(need)
-            chunk = self.policy.predict_chunk(select_obs(obs, idx), generator=self.generator)
-            self.queue[idx] = chunk[:, : self.n]
-            self.pos[idx] = 0
-        out = self.queue[np.arange(self.n_envs), self.pos]
-        self.pos += 1
-        return out
+    def __init__(self, policy, n_envs: int, n_action_steps: int | None = None, delay: int | str = 0,
+                 control_hz: float | None = None, generator=None):
+        super().__init__(policy, n_envs, s=n_action_steps, delay=delay, control_hz=control_hz, generator=generator)
