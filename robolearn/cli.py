@@ -151,6 +151,24 @@ def cmd_inspect(a) -> int:
     return 0
 
 
+def cmd_interactive(a) -> int:
+    from robolearn.algos.dagger import main as interactive_main
+
+    return interactive_main(a.overrides, default_algo=a.default_algo, prog_name=f"robolearn {a.cmd}")
+
+
+def cmd_ablate(a) -> int:
+    from robolearn.ablate import aggregate, load_experiment, markdown_table, run_experiment
+
+    rows = run_experiment(a.experiment, out=a.out, progress=True,
+                          only_tasks=[t.strip() for t in a.tasks.split(",")] if a.tasks else None)
+    exp = load_experiment(a.experiment)
+    out = Path(a.out or exp.get("out") or f"runs/ablate/{exp._name}")
+    print(markdown_table(aggregate(rows, exp.get("reference")), exp.get("reference")))
+    print(f"results: {out / 'results.csv'}, {out / 'results.md'}, {out / 'results.png'}")
+    return 0
+
+
 def cmd_quickstart(a) -> int:
     from robolearn.quickstart import quickstart
 
@@ -199,6 +217,19 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--steps", type=int, default=3000)
     q.add_argument("--eval-episodes", type=int, default=50)
     q.set_defaults(fn=cmd_quickstart)
+
+    for name, algo, what in (("dagger", "dagger", "DAgger rounds (algo=hg_dagger for HG-DAgger)"),
+                             ("dart", "dart", "DART iterations: noise set from the learner's error")):
+        d = sub.add_parser(name, help=f"{what}: key=value overrides (task=, run_dir=, algo.rounds=, algo.expert=CKPT); "
+                                      "re-run to resume")
+        d.add_argument("overrides", nargs="*")
+        d.set_defaults(fn=cmd_interactive, default_algo=algo)
+
+    ab = sub.add_parser("ablate", help="variants x tasks x seeds from configs/experiment/<name>.yaml; re-run to resume")
+    ab.add_argument("experiment")
+    ab.add_argument("--out", default=None, help="results directory (default: the experiment's out, or runs/ablate/<name>)")
+    ab.add_argument("--tasks", default=None, help="run only these tasks of the grid (comma-separated)")
+    ab.set_defaults(fn=cmd_ablate)
 
     i = sub.add_parser("inspect", help="describe a zarr dataset; optionally render an episode to video")
     i.add_argument("path")

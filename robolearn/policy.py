@@ -132,7 +132,11 @@ class ChunkPolicy(nn.Module):
         return path
 
     @classmethod
-    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "ChunkPolicy":
+    def load(cls, path: str | Path, device: str | torch.device = "cpu",
+             head_overrides: dict | None = None) -> "ChunkPolicy":
+        """Rebuild a saved policy. ``head_overrides`` changes inference-only head options of the
+        trained weights (``{"num_steps": 1}``, ``{"init_noise": "zero"}``, ``{"eval_mode": "mode"}``);
+        an option that changes the parameters fails with a clear error."""
         path = Path(path)
         cfg_file = path / "config.json"
         if not cfg_file.is_file():
@@ -140,6 +144,8 @@ class ChunkPolicy(nn.Module):
         meta = json.loads(cfg_file.read_text())
         spec = {k: ObsSpec(shape=tuple(v["shape"]), dtype=v["dtype"], kind=v["kind"]) for k, v in meta["obs_spec"].items()}
         normalizer = Normalizer.load(path / "normalizer.safetensors")
+        if head_overrides:
+            meta["policy"] = {**meta["policy"], "head": {**meta["policy"]["head"], **dict(head_overrides)}}
         policy = cls(meta["policy"], spec, meta["action_dim"], normalizer)
         state = load_file(str(path / "model.safetensors"))
         missing, unexpected = policy.load_state_dict(state, strict=False)

@@ -10,6 +10,7 @@ plus one YAML in ``configs/policy/``. Modules here are imported automatically.
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 from typing import Any
 
@@ -102,7 +103,12 @@ def head_class(name: str) -> type[ActionHead]:
 
 
 def build_head(name: str, cond_dim: int, horizon: int, action_dim: int, **options: Any) -> ActionHead:
-    return head_class(name)(cond_dim, horizon, action_dim, **options)
+    cls = head_class(name)
+    try:
+        inspect.signature(cls.__init__).bind(None, cond_dim, horizon, action_dim, **options)
+    except TypeError as e:
+        raise ConfigError(f"head {name!r}: {e} (check the policy.head options)") from None
+    return cls(cond_dim, horizon, action_dim, **options)
 
 
 def _import_all() -> None:

@@ -112,7 +112,7 @@ def train(cfg, run_dir: str | Path, progress: bool = True, data: DataBundle | No
         own.update({k: v for k, v in init_from.state_dict().items() if not k.startswith("normalizer.")})
         policy.load_state_dict(own)
     fit = getattr(policy.head, "fit_data", None)
-    if callable(fit):  # e.g. quantile bins of the autoregressive head
+    if callable(fit) and init_from is None:  # e.g. quantile bins of the autoregressive head (kept when warm)
         acts = data.batch(data.train, min(len(data.train), 20000), np.random.default_rng(0))["action"]
         fit(policy.normalizer.normalize("action", torch.as_tensor(acts, device=device).float()))
     ema = copy.deepcopy(policy).requires_grad_(False)

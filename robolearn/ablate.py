@@ -1,0 +1,296 @@
+"""``robolearn ablate EXPERIMENT.yaml``: variants x tasks x seeds, trained and evaluated alike.
+
+The grid answers Pan et al. (2025, "Much Ado About Noising"): when a generative head beats
+regression, is it distribution fitting (C1), noise injected during training (C2) or iterative
+refinement with supervision at every step (C3)? Every variant is a config over the existing
+heads. A variant either trains its own model (``train:`` overrides) or re-samples another
+variant's trained weights with different inference options (``from:`` + ``sample:``, e.g. flow
+with z = 0, or with 1 / 2 / 3 / 9 network evaluations), so it costs an evaluation, not a run.
+
+Layout under the experiment's ``out`` directory::
+
+    data/<task>.zarr                 demos collected for tasks with a ``collect:`` block
+    train/<variant>/<task>/s<seed>/  one training run (trainer resume files included)
+    cells/<variant>/<task>/s<seed>/metrics.json   one evaluated cell
+    results.csv, results.md, results.png
+
+A cell whose ``metrics.json`` exists is never re-run; a killed training resumes from its last
+checkpoint; demos are collected to a temporary store and renamed when complete. Re-running the
+command after an interruption finishes the grid.
+"""
+from __future__ import annotations
+
+import csv
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from robolearn.config import compose, load_yaml, save_config, to_dict, write_json
+from robolearn.errors import ConfigError
+from robolearn.eval.metrics import wilson_interval
+
+CELL_FIELDS = ["variant", "task", "seed", "components", "nfe", "success_rate", "success_lo", "success_hi",
+               "mean_max_score", "episodes", "successes", "train_seconds"]
+
+
+# ---------------------------------------------------------------------------------------------
+# experiment file
+
+def load_experiment(path: str | Path) -> DictConfig:
+    path = Path(path)
+    exp = load_yaml(path)
+    for key in ("tasks", "variants"):
+        if not isinstance(exp.get(key), DictConfig) or len(exp[key]) == 0:
+            raise ConfigError(f"{path}: key {key!r}: expected a non-empty mapping of name -> settings")
+    if "seeds" not in exp:
+        exp.seeds = [0]
+    seeds = exp.seeds
+    if not OmegaConf.is_list(seeds) or not seeds or not all(isinstance(s, int) for s in seeds):
+        raise ConfigError(f"{path}: key 'seeds': expected a non-empty list of integers, found {seeds!r}")
+    for name, v in exp.variants.items():
+        v = v or {}
+        if "from" in v:
+            if v["from"] not in exp.variants or "from" in (exp.variants[v["from"]] or {}):
+                raise ConfigError(f"{path}: variants.{name}.from: expected a variant that trains its own model, "
+                                  f"found {v['from']!r}")
+            if "train" in v:
+                raise ConfigError(f"{path}: variants.{name}: give either 'train' or 'from', not both")
+        elif not OmegaConf.is_list(v.get("train")):
+            raise ConfigError(f"{path}: variants.{name}.train: expected a list of overrides such as "
+                              "[policy=flow, policy.head.num_steps=1]")
+    for name, t in exp.tasks.items():
+        if not OmegaConf.is_list((t or {}).get("overrides")):
+            raise ConfigError(f"{path}: tasks.{name}.overrides: expected a list such as [task=pusht]")
+    exp["_path"] = str(path)
+    exp["_name"] = exp.get("name") or path.stem
+    return exp
+
+
+def _trained_by(exp: DictConfig, variant: str) -> str:
+    return str((exp.variants[variant] or {}).get("from", variant))
+
+
+def _cell_cfg(exp: DictConfig, variant: str, task: str, seed: int, data: str | None) -> DictConfig:
+    """The full training config of the model a cell evaluates."""
+    tv = exp.variants[_trained_by(exp, variant)]
+    overrides = [*exp.tasks[task].overrides, *tv.train, *(exp.get("train") or []), f"seed={seed}"]
+    if data:
+        overrides.append(f"data={data}")
+    cfg = compose([str(o) for o in overrides])
+    ev = exp.get("eval") or {}
+    for k in ("episodes", "n_envs", "seed_start"):
+        if k in ev:
+            cfg.eval[k] = ev[k]
+    return cfg
+
+
+def plan(exp: DictConfig) -> list[tuple[str, str, int]]:
+    """Every (variant, task, seed) cell, trained variants first so re-sampling ones find weights."""
+    own = [v for v in exp.variants if "from" not in (exp.variants[v] or {})]
+    rest = [v for v in exp.variants if v not in own]
+    return [(v, t, int(s)) for v in own + rest for t in exp.tasks for s in exp.seeds]
+
+
+# ---------------------------------------------------------------------------------------------
+# running
+
+def _collect_data(exp: DictConfig, task_name: str, out: Path, progress: bool) -> str | None:
+    spec = exp.tasks[task_name].get("collect")
+    if not spec:
+        return None
+    from envs import make_task
+
+    from robolearn.algos.collect import collect
+
+    dest = out / "data" / f"{task_name}.zarr"
+    if dest.exists():
+        return str(dest)
+    cfg = compose([str(o) for o in exp.tasks[task_name].overrides])
+    task = make_task(cfg.task.name, **dict(cfg.task.get("kwargs") or {}))
+    tmp = dest.with_name(dest.name + ".partial")
+    collect(task, int(spec.get("episodes", 100)), tmp, noise=float(spec.get("noise", 0.0)),
+            seed_start=int(spec.get("seed_start", 0)), overwrite=True, progress=progress)
+    tmp.rename(dest)  # the dataset appears only once it is complete
+    return str(dest)
+
+
+def _train_cell(cfg: DictConfig, run_dir: Path, progress: bool) -> tuple[Path, float]:
+    from robolearn.train.trainer import train
+
+    ckpt, summary = run_dir / "checkpoints" / "last", run_dir / "train_summary.json"
+    if summary.exists() and ckpt.is_dir():  # finished before: never retrain
+        import json
+
+        return ckpt, float(json.loads(summary.read_text())["seconds"])
+    t0 = time.time()
+    ckpt = train(cfg, run_dir, progress=progress)
+    return ckpt, time.time() - t0
+
+
+def _eval_cell(exp: DictConfig, variant: str, cfg: DictConfig, ckpt: Path, cell_dir: Path, progress: bool) -> dict:
+    from envs import make_task
+
+    from robolearn.eval.rollout import evaluate_policy
+    from robolearn.policy import ChunkPolicy
+    from robolearn.train.trainer import pick_device
+
+    sample = to_dict((exp.variants[variant] or {}).get("sample") or {})
+    policy = ChunkPolicy.load(ckpt, device=pick_device(str(cfg.get("device", "auto"))), head_overrides=sample)
+    task = make_task(cfg.task.name, **dict(cfg.task.get("kwargs") or {}))
+    tmp = cell_dir.with_name(cell_dir.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    m = evaluate_policy(policy, task, to_dict(cfg.exec), tmp, n_episodes=int(cfg.eval.episodes),
+                        n_envs=int(cfg.eval.n_envs), seed_start=int(cfg.eval.seed_start), n_videos=0,
+                        progress=progress, seed=int(cfg.seed))
+    shutil.rmtree(cell_dir, ignore_errors=True)
+    tmp.rename(cell_dir)  # metrics.json appears with the finished cell, never half-written
+    return m
+
+
+def _nfe(policy_head: dict) -> int | None:
+    name = policy_head.get("name")
+    if name in ("flow", "mip"):
+        return int(policy_head.get("num_steps", 1))
+    if name == "diffusion":
+        return int(policy_head.get("num_inference_steps", 1))
+    if name in ("regression", "mdn"):
+        return 1
+    return None
+
+
+def run_experiment(path: str | Path, out: str | Path | None = None, progress: bool = True,
+                   only_tasks: list[str] | None = None) -> list[dict]:
+    import json
+
+    from tqdm import tqdm
+
+    exp = load_experiment(path)
+    out = Path(out or exp.get("out") or f"runs/ablate/{exp._name}")
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(exp, out / "experiment.yaml")
+    if only_tasks:
+        unknown = [t for t in only_tasks if t not in exp.tasks]
+        if unknown:
+            raise ConfigError(f"{exp._path}: --tasks {unknown}: not in the experiment's tasks {list(exp.tasks)}")
+    cells = [c for c in plan(exp) if not only_tasks or c[1] in only_tasks]
+    # fail on a bad variant before any training starts
+    for v in exp.variants:
+        for t in exp.tasks:
+            _cell_cfg(exp, v, t, 0, None)
+    data = {t: _collect_data(exp, t, out, progress) for t in exp.tasks if not only_tasks or t in only_tasks}
+    rows = []
+    bar = tqdm(cells, desc=f"ablate {exp._name}", disable=not progress, dynamic_ncols=True)
+    for variant, task, seed in bar:
+        bar.set_postfix(cell=f"{variant}/{task}/s{seed}")
+        cell_dir = out / "cells" / variant / task / f"s{seed}"
+        cfg = _cell_cfg(exp, variant, task, seed, data[task])
+        train_dir = out / "train" / _trained_by(exp, variant) / task / f"s{seed}"
+        metrics_file = cell_dir / "metrics.json"
+        if metrics_file.exists():
+            m = json.loads(metrics_file.read_text())["summary"]
+            secs = float(json.loads((train_dir / "train_summary.json").read_text())["seconds"]) \
+                if (train_dir / "train_summary.json").exists() else float("nan")
+        else:
+            ckpt, secs = _train_cell(cfg, train_dir, progress)
+            m = _eval_cell(exp, variant, cfg, ckpt, cell_dir, progress)
+        head = {**to_dict(cfg.policy)["head"], **to_dict((exp.variants[variant] or {}).get("sample") or {})}
+        rows.append({"variant": variant, "task": task, "seed": seed,
+                     "components": str((exp.variants[variant] or {}).get("components", "")),
+                     "nfe": _nfe(head), "success_rate": m["success_rate"],
+                     "success_lo": m["success_ci95"][0], "success_hi": m["success_ci95"][1],
+                     "mean_max_score": m["mean_max_score"], "episodes": m["episodes"],
+                     "successes": int(round(m["success_rate"] * m["episodes"])), "train_seconds": secs})
+        write_results(rows, out, exp)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# results
+
+def aggregate(rows: list[dict], reference: str | None = None) -> list[dict]:
+    """One row per (variant, task): mean and std over seeds of the mean max score, success pooled
+    over seeds with a Wilson interval, and the score relative to the reference variant."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["variant"], r["task"]), []).append(r)
+    ref = {t: np.mean([r["mean_max_score"] for r in g]) for (v, t), g in groups.items() if v == reference}
+    out = []
+    for (v, t), g in groups.items():
+        scores = np.array([r["mean_max_score"] for r in g], dtype=float)
+        succ, n = sum(r["successes"] for r in g), sum(r["episodes"] for r in g)
+        lo, hi = wilson_interval(succ, n)
+        rel = scores.mean() / ref[t] if t in ref and ref[t] > 0 else float("nan")
+        out.append({"variant": v, "task": t, "components": g[0]["components"], "nfe": g[0]["nfe"], "seeds": len(g),
+                     "score_mean": float(scores.mean()), "score_std": float(scores.std(ddof=1)) if len(g) > 1 else 0.0,
+                     "success": succ / max(n, 1), "success_lo": lo, "success_hi": hi, "relative": rel})
+    return out
+
+
+def markdown_table(agg: list[dict], reference: str | None) -> str:
+    tasks = list(dict.fromkeys(a["task"] for a in agg))
+    variants = list(dict.fromkeys(a["variant"] for a in agg))
+    by = {(a["variant"], a["task"]): a for a in agg}
+    rel = f" (/{reference})" if reference else ""
+    head = "| variant | components | NFE | " + " | ".join(f"{t} score{rel} | {t} success [95% CI]" for t in tasks) + " |"
+    lines = [head, "|" + "---|" * (3 + 2 * len(tasks))]
+    for v in variants:
+        first = next(by[(v, t)] for t in tasks if (v, t) in by)
+        cells = []
+        for t in tasks:
+            a = by.get((v, t))
+            if a is None:
+                cells += ["", ""]
+                continue
+            r = "" if np.isnan(a["relative"]) else f" ({a['relative']:.2f})"
+            cells.append(f"{a['score_mean']:.3f} ± {a['score_std']:.3f}{r}")
+            cells.append(f"{a['success']:.2f} [{a['success_lo']:.2f}, {a['success_hi']:.2f}]")
+        lines.append(f"| {v} | {first['components']} | {first['nfe'] if first['nfe'] is not None else ''} | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot(agg: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(dict.fromkeys(a["task"] for a in agg))
+    variants = list(dict.fromkeys(a["variant"] for a in agg))
+    by = {(a["variant"], a["task"]): a for a in agg}
+    fig, axes = plt.subplots(1, len(tasks), figsize=(max(5, 0.6 * len(variants) + 2) * len(tasks), 4), squeeze=False)
+    for ax, t in zip(axes[0], tasks):
+        vs = [v for v in variants if (v, t) in by]
+        y = [by[(v, t)]["score_mean"] for v in vs]
+        e = [by[(v, t)]["score_std"] for v in vs]
+        ax.bar(range(len(vs)), y, yerr=e, capsize=3, color="tab:blue", alpha=0.8)
+        ax.set_xticks(range(len(vs)), vs, rotation=60, ha="right", fontsize=8)
+        ax.set_ylabel("mean max score (± std over seeds)")
+        ax.set_ylim(0, 1.05)
+        ax.set_title(t)
+    fig.suptitle(title)
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def write_results(rows: list[dict], out: Path, exp: DictConfig) -> None:
+    reference = exp.get("reference")
+    tmp = out / "results.csv.tmp"
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=CELL_FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+    tmp.replace(out / "results.csv")
+    agg = aggregate(rows, reference)
+    md = f"# {exp._name}\n\n{markdown_table(agg, reference)}\n"
+    (out / "results.md.tmp").write_text(md)
+    (out / "results.md.tmp").replace(out / "results.md")
+    write_json(agg, out / "results.json")
+    plot(agg, out / "results.png", str(exp._name))

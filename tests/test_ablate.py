@@ -1,0 +1,126 @@
+"""`robolearn ablate`: a tiny grid on a real simulator runs end to end, skips finished cells and
+resumes after being killed."""
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from robolearn.ablate import aggregate, load_experiment, markdown_table, run_experiment
+from robolearn.config import group_options
+from robolearn.errors import ConfigError
+
+TINY = """
+name: tiny
+reference: flow
+seeds: [0, 1]
+train: [algo.steps=30, algo.batch_size=32, algo.warmup_steps=5, algo.log_every=10, algo.val_every=30,
+        algo.ckpt_every=10, device=cpu, "policy.head.down_dims=[16,32]", policy.head.n_groups=4]
+eval: {episodes: 2, n_envs: 2}
+tasks:
+  reach: {overrides: [task=fetch_reach], collect: {episodes: 4}}
+variants:
+  flow: {train: [policy=flow], components: C1+C2+C3}
+  flow_z0: {from: flow, sample: {init_noise: zero}, components: C1+C3}
+"""
+
+
+def _write(tmp_path: Path, text: str = TINY) -> Path:
+    p = tmp_path / "tiny.yaml"
+    p.write_text(text)
+    return p
+
+
+def _mtimes(out: Path) -> dict[str, float]:
+    return {str(p.relative_to(out)): p.stat().st_mtime_ns for p in out.glob("cells/*/*/*/metrics.json")}
+
+
+def test_tiny_grid_end_to_end_then_skips_finished_cells(tmp_path):
+    exp, out = _write(tmp_path), tmp_path / "out"
+    rows = run_experiment(exp, out=out, progress=False)
+    assert [(r["variant"], r["seed"]) for r in rows] == [("flow", 0), ("flow", 1), ("flow_z0", 0), ("flow_z0", 1)]
+    with open(out / "results.csv") as f:
+        got = list(csv.DictReader(f))
+    assert len(got) == 4 and {g["variant"] for g in got} == {"flow", "flow_z0"}
+    assert all(0.0 <= float(g["success_rate"]) <= 1.0 and int(g["episodes"]) == 2 for g in got)
+    assert (out / "results.png").stat().st_size > 0
+    md = (out / "results.md").read_text()
+    assert "| flow_z0 | C1+C3 | 10 |" in md and "score (/flow)" in md
+    # z = 0 re-samples the flow weights: no second training run
+    assert sorted(p.name for p in (out / "train").iterdir()) == ["flow"]
+    head = json.loads((out / "train/flow/reach/s0/checkpoints/last/config.json").read_text())["policy"]["head"]
+    assert head["init_noise"] == "gaussian"
+    before = _mtimes(out)
+    assert len(before) == 4
+    rows2 = run_experiment(exp, out=out, progress=False)
+    assert _mtimes(out) == before  # finished cells are not re-run
+    assert [r["mean_max_score"] for r in rows2] == [r["mean_max_score"] for r in rows]
+
+
+def test_killed_grid_resumes(tmp_path):
+    exp, out = _write(tmp_path), tmp_path / "out"
+    env = {**os.environ, "MUJOCO_GL": "egl", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "robolearn.cli", "ablate", str(exp), "--out", str(out)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None and not _mtimes(out):
+            time.sleep(0.05)
+        assert proc.poll() is None, "the grid ended before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    done = _mtimes(out)
+    assert 1 <= len(done) < 4
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    after = _mtimes(out)
+    assert len(after) == 4
+    assert all(after[k] == v for k, v in done.items())  # what was finished stays as it was
+    assert "flow_z0" in r.stdout and "results.csv" in r.stdout
+
+
+@pytest.mark.parametrize("text, words", [
+    ("seeds: [0]\ntasks: {}\nvariants: {a: {train: [policy=flow]}}", "'tasks'"),
+    ("tasks: {t: {overrides: [task=fetch_reach]}}\nvariants: {a: {from: b}}", "variants.a.from"),
+    ("tasks: {t: {overrides: [task=fetch_reach]}}\nvariants: {a: {train: policy=flow}}", "variants.a.train"),
+    ("seeds: []\ntasks: {t: {overrides: [task=fetch_reach]}}\nvariants: {a: {train: [policy=flow]}}", "'seeds'"),
+])
+def test_bad_experiment_files_are_one_line_errors(tmp_path, text, words):
+    with pytest.raises(ConfigError) as e:
+        load_experiment(_write(tmp_path, text))
+    assert words in str(e.value) and "tiny.yaml" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_aggregate_pools_successes_and_scores_relative_to_the_reference():
+    rows = [{"variant": v, "task": "t", "seed": s, "components": "", "nfe": 1, "mean_max_score": sc,
+             "successes": k, "episodes": 10} for v, s, sc, k in
+            [("flow", 0, 0.8, 5), ("flow", 1, 0.6, 3), ("reg", 0, 0.35, 1), ("reg", 1, 0.35, 0)]]
+    agg = {a["variant"]: a for a in aggregate(rows, "flow")}
+    assert agg["flow"]["score_mean"] == pytest.approx(0.7) and agg["flow"]["relative"] == pytest.approx(1.0)
+    assert agg["reg"]["relative"] == pytest.approx(0.5) and agg["reg"]["success"] == pytest.approx(0.05)
+    assert agg["reg"]["success_lo"] < 0.05 < agg["reg"]["success_hi"]
+    assert "| reg |" in markdown_table(list(agg.values()), "flow")
+
+
+@pytest.mark.parametrize("name", group_options("experiment"))
+def test_shipped_experiments_compose(name):
+    """Every variant of every shipped experiment builds a valid training config."""
+    from robolearn.ablate import _cell_cfg
+
+    from robolearn.config import config_root, to_dict
+    from robolearn.heads.base import build_head
+
+    exp = load_experiment(config_root() / "experiment" / f"{name}.yaml")
+    for v in exp.variants:
+        for t in exp.tasks:
+            cfg = _cell_cfg(exp, v, t, 0, None)
+            head = {**to_dict(cfg.policy.head), **to_dict(exp.variants[v].get("sample") or {})}
+            build_head(head.pop("name"), 8, int(cfg.policy.horizon), 2, **head)  # raises on a bad option
