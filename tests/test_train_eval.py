@@ -107,3 +107,49 @@ def test_wilson_interval_known_values():
     assert hi == 1.0 and abs(lo - 0.9630) < 1e-3
     lo, hi = wilson_interval(5, 10)
     assert abs(lo - 0.2366) < 1e-3 and abs(hi - 0.7634) < 1e-3
+
+
+def test_rollout_stops_stepping_an_env_whose_episode_ended():
+    """Envs end at different steps (Push-T terminates on success): each episode's length is its
+    own, the ended env is never stepped again, the others run on."""
+    import gymnasium as gym
+
+    from envs import make_task
+    from robolearn.eval.rollout import rollout
+
+    reach = make_task("fetch_reach", obs="state")
+    made: list = []
+
+    class EndsAt(gym.Wrapper):
+        def __init__(self, env, k):
+            super().__init__(env)
+            self.k, self.t, self.steps_after_end = k, 0, 0
+
+        def reset(self, **kw):
+            self.t = 0
+            return self.env.reset(**kw)
+
+        def step(self, a):
+            if self.t >= self.k:
+                self.steps_after_end += 1
+            self.t += 1
+            obs, r, term, trunc, info = self.env.step(a)
+            return obs, r, term or self.t >= self.k, trunc, {**info, "is_success": 0.0}
+
+    class Task:
+        spec = reach.spec
+
+        def make_env(self, render=False):
+            made.append(EndsAt(reach.make_env(), k=3 + 4 * len(made)))
+            return made[-1]
+
+    class Still:
+        def reset(self):
+            pass
+
+        def act(self, obs):
+            return np.zeros((len(obs["state"]), 4), np.float32)
+
+    recs = rollout(lambda n: Still(), Task(), n_episodes=3, n_envs=3, progress=False)
+    assert [r["length"] for r in recs] == [3, 7, 11]
+    assert [e.steps_after_end for e in made] == [0, 0, 0]

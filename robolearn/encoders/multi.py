@@ -13,7 +13,8 @@ Config (a dict, e.g. ``policy.encoder`` from YAML; every entry optional)::
 
     lowdim: {hidden: [], out_dim: null}          # identity, or an MLP per key
     rgb: {backbone: resnet18, width: 16, pool: spatial_softmax, num_keypoints: 32,
-          feature_dim: 64, crop: null, color_jitter: 0.0, share_backbone: false}
+          feature_dim: 64, crop: 0.875, color_jitter: 0.0, share_backbone: false}
+                                                 # crop: random 84/96 window in training, centre in eval; null = off
     keys: {wrist_img: {crop: 76}, agent_pos: {hidden: [64]}}   # per-key overrides
     token_dim: 128
     output: both                                 # vector | tokens | both (which maps to build)
@@ -35,7 +36,7 @@ from robolearn.errors import ConfigError, DataError
 
 LOWDIM_OPTIONS = ("hidden", "out_dim")
 RGB_DEFAULTS: dict[str, Any] = dict(backbone="resnet18", width=16, pool="spatial_softmax", num_keypoints=32,
-                                    feature_dim=64, crop=None, color_jitter=0.0, share_backbone=False)
+                                    feature_dim=64, crop=0.875, color_jitter=0.0, share_backbone=False)
 TOP_OPTIONS = ("lowdim", "rgb", "keys", "token_dim", "output", "preset")
 OUTPUTS = ("vector", "tokens", "both")
 

@@ -41,9 +41,44 @@ class ObsHistory:
         return self.buf
 
 
-def make_vector_env(task, n_envs: int, n_render: int = 0) -> gym.vector.SyncVectorEnv:
-    fns = [(lambda r=(i < n_render): task.make_env(render=r)) for i in range(n_envs)]
-    return gym.vector.SyncVectorEnv(fns, autoreset_mode=gym.vector.AutoresetMode.DISABLED)
+class EnvBatch:
+    """n environments stepped in lockstep with batched observations; an environment whose episode
+    has ended is not stepped again (gymnasium's vector envs either auto-reset it or refuse the
+    step), it repeats its last observation until the whole wave is done."""
+
+    def __init__(self, envs: list[gym.Env]):
+        self.envs = envs
+        self.num_envs = len(envs)
+        self._last: list[dict[str, np.ndarray]] = []
+
+    @staticmethod
+    def _stack(items: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+        return {k: np.stack([np.asarray(it[k]) for it in items]) for k in items[0]}
+
+    @staticmethod
+    def _infos(infos: list[dict]) -> dict[str, np.ndarray]:
+        keys = {k for i in infos for k, v in i.items() if np.isscalar(v) or np.ndim(v) == 0}
+        return {k: np.array([float(i.get(k, 0.0)) for i in infos]) for k in keys}
+
+    def reset(self, seed: list[int]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        out = [env.reset(seed=int(s)) for env, s in zip(self.envs, seed)]
+        self._last = [o for o, _ in out]
+        return self._stack(self._last), self._infos([i for _, i in out])
+
+    def step(self, actions: np.ndarray, alive: np.ndarray):
+        n = self.num_envs
+        rew, term, trunc, infos = np.zeros(n), np.ones(n, bool), np.zeros(n, bool), [{} for _ in range(n)]
+        for i in np.flatnonzero(alive):
+            self._last[i], rew[i], term[i], trunc[i], infos[i] = self.envs[i].step(actions[i])
+        return self._stack(self._last), rew, term, trunc, self._infos(infos)
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+
+
+def make_env_batch(task, n_envs: int, n_render: int = 0) -> EnvBatch:
+    return EnvBatch([task.make_env(render=i < n_render) for i in range(n_envs)])
 
 
 def rollout(act_fn_factory: Callable[[int], Any], task, n_episodes: int, n_envs: int = 10,
@@ -58,7 +93,7 @@ def rollout(act_fn_factory: Callable[[int], Any], task, n_episodes: int, n_envs:
     """
     n_envs = max(1, min(n_envs, n_episodes))
     n_videos = min(n_videos, n_envs) if video_dir else 0
-    venv = make_vector_env(task, n_envs, n_render=n_videos)
+    venv = make_env_batch(task, n_envs, n_render=n_videos)
     hist = ObsHistory(obs_horizon)
     records: list[dict] = []
     bar = tqdm(total=n_episodes, desc=desc, disable=not progress, dynamic_ncols=True)
@@ -85,7 +120,7 @@ def rollout(act_fn_factory: Callable[[int], Any], task, n_episodes: int, n_envs:
                 switched = np.asarray(getattr(actor, "last_switch", np.zeros(n_envs, bool)), bool)
                 if on_step is not None:
                     on_step(venv, hist.buf, act, alive.copy())
-                obs, _, term, trunc, info = venv.step(act)
+                obs, _, term, trunc, info = venv.step(act, alive)
                 hist.push(obs)
                 for i in range(len(frames)):
                     if alive[i]:

@@ -131,6 +131,8 @@ def train(cfg, run_dir: str | Path, progress: bool = True, data: DataBundle | No
         opt.load_state_dict(st["opt"])
         sched.load_state_dict(st["sched"])
         start = int(st["step"])
+        if start >= steps and (run_dir / "train_summary.json").exists():
+            return run_dir / "checkpoints" / "last"  # finished before: keep its summary and timing
         rng.bit_generator.state = _unpack_rng(st["np_rng"])
         torch.set_rng_state(st["torch_rng"].cpu())
 
