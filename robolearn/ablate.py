@@ -89,10 +89,11 @@ def _cell_cfg(exp: DictConfig, variant: str, task: str, seed: int, data: str | N
 
 
 def plan(exp: DictConfig) -> list[tuple[str, str, int]]:
-    """Every (variant, task, seed) cell, trained variants first so re-sampling ones find weights."""
+    """Every (variant, task, seed) cell, seed by seed (a grid stopped early has every variant
+    for its first seeds), trained variants first so re-sampling ones find their weights."""
     own = [v for v in exp.variants if "from" not in (exp.variants[v] or {})]
     rest = [v for v in exp.variants if v not in own]
-    return [(v, t, int(s)) for v in own + rest for t in exp.tasks for s in exp.seeds]
+    return [(v, t, int(s)) for s in exp.seeds for t in exp.tasks for v in own + rest]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ def _mtimes(out: Path) -> dict[str, float]:
 def test_tiny_grid_end_to_end_then_skips_finished_cells(tmp_path):
     exp, out = _write(tmp_path), tmp_path / "out"
     rows = run_experiment(exp, out=out, progress=False)
-    assert [(r["variant"], r["seed"]) for r in rows] == [("flow", 0), ("flow", 1), ("flow_z0", 0), ("flow_z0", 1)]
+    assert [(r["variant"], r["seed"]) for r in rows] == [("flow", 0), ("flow_z0", 0), ("flow", 1), ("flow_z0", 1)]
     with open(out / "results.csv") as f:
         got = list(csv.DictReader(f))
     assert len(got) == 4 and {g["variant"] for g in got} == {"flow", "flow_z0"}
