@@ -21,6 +21,7 @@ command after an interruption finishes the grid.
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 import time
 from pathlib import Path
@@ -164,7 +165,10 @@ def _nfe(policy_head: dict) -> int | None:
 
 
 def run_experiment(path: str | Path, out: str | Path | None = None, progress: bool = True,
-                   only_tasks: list[str] | None = None) -> list[dict]:
+                   only_tasks: list[str] | None = None, only_seeds: list[int] | None = None) -> list[dict]:
+    """Run (or finish) the grid; ``only_tasks`` / ``only_seeds`` select part of it, e.g. to split
+    the seeds over several processes sharing one output directory (cells never overlap); a last
+    run without them then writes the results of the whole grid."""
     import json
 
     from tqdm import tqdm
@@ -177,7 +181,11 @@ def run_experiment(path: str | Path, out: str | Path | None = None, progress: bo
         unknown = [t for t in only_tasks if t not in exp.tasks]
         if unknown:
             raise ConfigError(f"{exp._path}: --tasks {unknown}: not in the experiment's tasks {list(exp.tasks)}")
-    cells = [c for c in plan(exp) if not only_tasks or c[1] in only_tasks]
+    if only_seeds:
+        unknown = [sd for sd in only_seeds if sd not in list(exp.seeds)]
+        if unknown:
+            raise ConfigError(f"{exp._path}: --seeds {unknown}: not in the experiment's seeds {list(exp.seeds)}")
+    cells = [c for c in plan(exp) if (not only_tasks or c[1] in only_tasks) and (not only_seeds or c[2] in only_seeds)]
     # fail on a bad variant before any training starts
     for v in exp.variants:
         for t in exp.tasks:
@@ -275,7 +283,7 @@ def plot(agg: list[dict], path: Path, title: str) -> None:
         ax.set_title(t)
     fig.suptitle(title)
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.png")
     fig.savefig(tmp, dpi=110)
     plt.close(fig)
     tmp.replace(path)
@@ -283,7 +291,7 @@ def plot(agg: list[dict], path: Path, title: str) -> None:
 
 def write_results(rows: list[dict], out: Path, exp: DictConfig) -> None:
     reference = exp.get("reference")
-    tmp = out / "results.csv.tmp"
+    tmp = out / f"results.csv.{os.getpid()}.tmp"
     with open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=CELL_FIELDS)
         w.writeheader()
@@ -291,7 +299,8 @@ def write_results(rows: list[dict], out: Path, exp: DictConfig) -> None:
     tmp.replace(out / "results.csv")
     agg = aggregate(rows, reference)
     md = f"# {exp._name}\n\n{markdown_table(agg, reference)}\n"
-    (out / "results.md.tmp").write_text(md)
-    (out / "results.md.tmp").replace(out / "results.md")
+    tmp_md = out / f"results.md.{os.getpid()}.tmp"
+    tmp_md.write_text(md)
+    tmp_md.replace(out / "results.md")
     write_json(agg, out / "results.json")
     plot(agg, out / "results.png", str(exp._name))

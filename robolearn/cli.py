@@ -159,9 +159,14 @@ def cmd_interactive(a) -> int:
 
 def cmd_ablate(a) -> int:
     from robolearn.ablate import aggregate, load_experiment, markdown_table, run_experiment
+    from robolearn.errors import ConfigError
 
+    try:
+        seeds = [int(x) for x in a.seeds.split(",")] if a.seeds else None
+    except ValueError:
+        raise ConfigError(f"--seeds: expected comma-separated integers, got {a.seeds!r}") from None
     rows = run_experiment(a.experiment, out=a.out, progress=True,
-                          only_tasks=[t.strip() for t in a.tasks.split(",")] if a.tasks else None)
+                          only_tasks=[t.strip() for t in a.tasks.split(",")] if a.tasks else None, only_seeds=seeds)
     exp = load_experiment(a.experiment)
     out = Path(a.out or exp.get("out") or f"runs/ablate/{exp._name}")
     print(markdown_table(aggregate(rows, exp.get("reference")), exp.get("reference")))
@@ -229,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("experiment")
     ab.add_argument("--out", default=None, help="results directory (default: the experiment's out, or runs/ablate/<name>)")
     ab.add_argument("--tasks", default=None, help="run only these tasks of the grid (comma-separated)")
+    ab.add_argument("--seeds", default=None, help="run only these seeds (comma-separated): split a grid over processes")
     ab.set_defaults(fn=cmd_ablate)
 
     i = sub.add_parser("inspect", help="describe a zarr dataset; optionally render an episode to video")

@@ -110,7 +110,7 @@ def save_config(cfg: DictConfig | dict, path: str | Path) -> None:
     """Resolved config, written atomically as YAML (human) — JSON copies go with checkpoints."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = path.with_suffix(path.suffix + f".{os.getpid()}.tmp")
     tmp.write_text(OmegaConf.to_yaml(OmegaConf.create(to_dict(cfg))))
     os.replace(tmp, path)
 
@@ -119,7 +119,7 @@ def write_json(obj: Any, path: str | Path) -> None:
     """Atomic JSON write: a crash never leaves a half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = path.with_suffix(path.suffix + f".{os.getpid()}.tmp")  # per process: writers never share a tmp
     tmp.write_text(json.dumps(obj, indent=2, default=_json_default))
     os.replace(tmp, path)
 

@@ -42,7 +42,11 @@ def _mtimes(out: Path) -> dict[str, float]:
 
 def test_tiny_grid_end_to_end_then_skips_finished_cells(tmp_path):
     exp, out = _write(tmp_path), tmp_path / "out"
+    part = run_experiment(exp, out=out, progress=False, only_seeds=[1])  # a grid split over processes
+    assert [(r["variant"], r["seed"]) for r in part] == [("flow", 1), ("flow_z0", 1)]
+    first = _mtimes(out)
     rows = run_experiment(exp, out=out, progress=False)
+    assert all(_mtimes(out)[k] == v for k, v in first.items())
     assert [(r["variant"], r["seed"]) for r in rows] == [("flow", 0), ("flow_z0", 0), ("flow", 1), ("flow_z0", 1)]
     with open(out / "results.csv") as f:
         got = list(csv.DictReader(f))
@@ -85,6 +89,15 @@ def test_killed_grid_resumes(tmp_path):
     assert len(after) == 4
     assert all(after[k] == v for k, v in done.items())  # what was finished stays as it was
     assert "flow_z0" in r.stdout and "results.csv" in r.stdout
+
+
+def test_unknown_seed_or_task_is_refused_before_any_work(tmp_path):
+    exp = _write(tmp_path)
+    with pytest.raises(ConfigError, match="--seeds"):
+        run_experiment(exp, out=tmp_path / "o", progress=False, only_seeds=[7])
+    with pytest.raises(ConfigError, match="--tasks"):
+        run_experiment(exp, out=tmp_path / "o", progress=False, only_tasks=["nope"])
+    assert not (tmp_path / "o" / "cells").exists()
 
 
 @pytest.mark.parametrize("text, words", [
