@@ -57,13 +57,17 @@ def sweep(policy, task, executors: list[dict[str, Any]], delays: list[int], n_ep
 
 
 def plot_sweep(rows: list[dict[str, Any]], path: str | Path) -> None:
-    """Success (with 95% Wilson interval), mean |jerk| and boundary jump against delay."""
+    """Success (with 95% Wilson interval), mean |jerk| and boundary jump against delay; plus the
+    mean max score when the task has a graded score (Push-T coverage) rather than 0/1."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    graded = any(abs(r["mean_max_score"] - r["success_rate"]) > 1e-9 for r in rows)
+    panels = [("success", "success rate (95% CI)")] + ([("score", "mean max score")] if graded else []) + \
+        [("mean_abs_jerk", "mean |jerk| of actions"), ("boundary_jump", "jump at chunk switches")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.8))
     labels = list(dict.fromkeys(r["executor"] for r in rows))
     styles = ["-", "--", ":", "-."]  # identical executors (receding vs naive_async) stay visible
     for j, label in enumerate(labels):
@@ -74,15 +78,17 @@ def plot_sweep(rows: list[dict[str, Any]], path: str | Path) -> None:
         kw = dict(marker="os^Dv"[j % 5], linestyle=styles[j % 4], label=label)
         dx = (j - (len(labels) - 1) / 2) * 0.05  # side by side, so the intervals do not hide each other
         axes[0].errorbar(d + dx, p, yerr=[p - ci[:, 0], ci[:, 1] - p], capsize=3, **kw)
-        axes[1].plot(d, [r["mean_abs_jerk"] for r in rs], **kw)
-        axes[2].plot(d, [r["boundary_jump"] for r in rs], **kw)
+        for ax, (key, _) in zip(axes[1:], panels[1:]):
+            ax.plot(d, [r["mean_max_score" if key == "score" else key] for r in rs], **kw)
     delays = sorted({r["delay"] for r in rows})
-    for ax, title in zip(axes, ("success rate (95% CI)", "mean |jerk| of actions", "jump at chunk switches")):
+    for ax, (_, title) in zip(axes, panels):
         ax.set_xticks(delays)
         ax.set_xlabel("inference delay (env steps)")
         ax.set_title(title)
         ax.grid(alpha=0.3)
     axes[0].set_ylim(-0.02, 1.02)
+    if graded:
+        axes[1].set_ylim(-0.02, 1.02)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
