@@ -191,29 +191,47 @@ def run_experiment(path: str | Path, out: str | Path | None = None, progress: bo
         for t in exp.tasks:
             _cell_cfg(exp, v, t, 0, None)
     data = {t: _collect_data(exp, t, out, progress) for t in exp.tasks if not only_tasks or t in only_tasks}
-    rows = []
+    nfe: dict[tuple[str, str], int | None] = {}
+    for v in exp.variants:
+        for t in exp.tasks:
+            head = {**to_dict(_cell_cfg(exp, v, t, 0, None).policy)["head"],
+                    **to_dict((exp.variants[v] or {}).get("sample") or {})}
+            nfe[(v, t)] = _nfe(head)
     bar = tqdm(cells, desc=f"ablate {exp._name}", disable=not progress, dynamic_ncols=True)
     for variant, task, seed in bar:
         bar.set_postfix(cell=f"{variant}/{task}/s{seed}")
         cell_dir = out / "cells" / variant / task / f"s{seed}"
+        if (cell_dir / "metrics.json").exists():
+            continue
         cfg = _cell_cfg(exp, variant, task, seed, data[task])
-        train_dir = out / "train" / _trained_by(exp, variant) / task / f"s{seed}"
-        metrics_file = cell_dir / "metrics.json"
-        if metrics_file.exists():
-            m = json.loads(metrics_file.read_text())["summary"]
-            secs = float(json.loads((train_dir / "train_summary.json").read_text())["seconds"]) \
-                if (train_dir / "train_summary.json").exists() else float("nan")
-        else:
-            ckpt, secs = _train_cell(cfg, train_dir, progress)
-            m = _eval_cell(exp, variant, cfg, ckpt, cell_dir, progress)
-        head = {**to_dict(cfg.policy)["head"], **to_dict((exp.variants[variant] or {}).get("sample") or {})}
+        ckpt, _ = _train_cell(cfg, out / "train" / _trained_by(exp, variant) / task / f"s{seed}", progress)
+        _eval_cell(exp, variant, cfg, ckpt, cell_dir, progress)
+        write_results(finished_rows(exp, out, nfe), out, exp)
+    rows = finished_rows(exp, out, nfe)
+    write_results(rows, out, exp)
+    mine = set(cells)
+    return [r for r in rows if (r["variant"], r["task"], r["seed"]) in mine]
+
+
+def finished_rows(exp: DictConfig, out: Path, nfe: dict[tuple[str, str], int | None]) -> list[dict]:
+    """One row per finished cell of the whole grid, whichever process ran it: the results files
+    always show everything done so far, never only what the last (partial) run did."""
+    import json
+
+    rows = []
+    for variant, task, seed in plan(exp):
+        f = out / "cells" / variant / task / f"s{seed}" / "metrics.json"
+        if not f.exists():
+            continue
+        m = json.loads(f.read_text())["summary"]
+        summary = out / "train" / _trained_by(exp, variant) / task / f"s{seed}" / "train_summary.json"
+        secs = float(json.loads(summary.read_text())["seconds"]) if summary.exists() else float("nan")
         rows.append({"variant": variant, "task": task, "seed": seed,
                      "components": str((exp.variants[variant] or {}).get("components", "")),
-                     "nfe": _nfe(head), "success_rate": m["success_rate"],
+                     "nfe": nfe[(variant, task)], "success_rate": m["success_rate"],
                      "success_lo": m["success_ci95"][0], "success_hi": m["success_ci95"][1],
                      "mean_max_score": m["mean_max_score"], "episodes": m["episodes"],
                      "successes": int(round(m["success_rate"] * m["episodes"])), "train_seconds": secs})
-        write_results(rows, out, exp)
     return rows
 
 

@@ -45,6 +45,10 @@ def test_tiny_grid_end_to_end_then_skips_finished_cells(tmp_path):
     part = run_experiment(exp, out=out, progress=False, only_seeds=[1])  # a grid split over processes
     assert [(r["variant"], r["seed"]) for r in part] == [("flow", 1), ("flow_z0", 1)]
     first = _mtimes(out)
+    other = run_experiment(exp, out=out, progress=False, only_seeds=[0])
+    assert [r["seed"] for r in other] == [0, 0]
+    with open(out / "results.csv") as f:  # the results show every finished cell, not just the last run's
+        assert len(list(csv.DictReader(f))) == 4
     rows = run_experiment(exp, out=out, progress=False)
     assert all(_mtimes(out)[k] == v for k, v in first.items())
     assert [(r["variant"], r["seed"]) for r in rows] == [("flow", 0), ("flow_z0", 0), ("flow", 1), ("flow_z0", 1)]
