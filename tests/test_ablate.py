@@ -3,14 +3,13 @@ resumes after being killed."""
 import csv
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.procs import kill_when
 from robolearn.ablate import aggregate, load_experiment, markdown_table, run_experiment
 from robolearn.config import group_options
 from robolearn.errors import ConfigError
@@ -74,17 +73,7 @@ def test_killed_grid_resumes(tmp_path):
     exp, out = _write(tmp_path), tmp_path / "out"
     env = {**os.environ, "MUJOCO_GL": "egl", "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "robolearn.cli", "ablate", str(exp), "--out", str(out)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 300
-        while time.time() < deadline and proc.poll() is None and not _mtimes(out):
-            time.sleep(0.05)
-        assert proc.poll() is None, "the grid ended before it could be killed"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    kill_when(cmd, env, lambda: bool(_mtimes(out)), timeout=300)
     done = _mtimes(out)
     assert 1 <= len(done) < 4
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)

@@ -1,10 +1,7 @@
 """DAgger / HG-DAgger / DART on real Fetch simulators: labels, gating, noise, accounting, faults."""
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +17,7 @@ from robolearn.config import compose, to_dict
 from robolearn.data.normalizer import Normalizer
 from robolearn.data.replay_buffer import ReplayBuffer
 from robolearn.policy import ChunkPolicy
+from tests.procs import kill_when
 
 H = 8  # the Fetch tasks' chunk length (configs/task/fetch_*.yaml policy_defaults)
 SMALL = ["algo.demo_episodes=6", "algo.episodes_per_round=4", "algo.steps=100", "algo.batch_size=64",
@@ -221,21 +219,15 @@ def test_killed_run_resumes_from_the_last_completed_round(tmp_path):
     args = ["algo=dagger", "task=fetch_reach", f"run_dir={tmp_path}", "algo.rounds=1", *SMALL,
             "algo.episodes_per_round=60"]
     env = {**os.environ, "MUJOCO_GL": "egl", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "robolearn.algos.dagger", *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     sidecar = tmp_path / "round_01" / "collect.json"
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline and proc.poll() is None:
-            if sidecar.exists() and len(json.loads(sidecar.read_text() or "{}")) >= 5:
-                break
-            time.sleep(0.05)
-        assert proc.poll() is None, "the run ended before it could be killed mid-round"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+
+    def mid_round() -> bool:
+        try:
+            return sidecar.exists() and len(json.loads(sidecar.read_text() or "{}")) >= 5
+        except json.JSONDecodeError:
+            return False
+
+    kill_when([sys.executable, "-m", "robolearn.algos.dagger", *args], env, mid_round, timeout=120)
     before = json.loads((tmp_path / "progress.json").read_text())
     assert before["completed_round"] == 0
     buf = ReplayBuffer.open(tmp_path / "data.zarr")   # valid, with part of round 1 in it
