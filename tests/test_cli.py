@@ -78,3 +78,18 @@ def test_collect_refuses_to_overwrite(tmp_path):
     r = run_cli("collect", "fetch_reach", "--episodes", "1", "--out", str(out))
     assert r.returncode == 2 and str(out) in r.stderr, r.stderr
     assert (out / "precious.txt").read_text() == "user data"
+
+
+@pytest.mark.parametrize("args, words", [
+    (["dagger", "task=fetch_reach", "algo=nope"], "algo=nope"),
+    (["dart", "task=fetch_reach", "algo.expert=/no/such/checkpoint"], "not a robolearn checkpoint"),
+    (["dagger", "task=pusht"], "no scripted expert"),
+    (["ablate", "/no/such/experiment.yaml"], "config file not found"),
+    (["ablate", "configs/experiment/much_ado.yaml", "--seeds", "0,x"], "--seeds"),
+])
+def test_interactive_and_ablate_commands_refuse_bad_input_in_one_line(args, words, tmp_path):
+    r = run_cli(*args, f"run_dir={tmp_path / 'run'}" if args[0] != "ablate" else "--out=" + str(tmp_path / "o"),
+                cwd=Path(__file__).resolve().parents[1])
+    assert r.returncode == 2, r.stderr[-1500:]
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0] and "Traceback" not in r.stderr, r.stderr[-1500:]
