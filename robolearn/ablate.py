@@ -186,17 +186,14 @@ def run_experiment(path: str | Path, out: str | Path | None = None, progress: bo
         if unknown:
             raise ConfigError(f"{exp._path}: --seeds {unknown}: not in the experiment's seeds {list(exp.seeds)}")
     cells = [c for c in plan(exp) if (not only_tasks or c[1] in only_tasks) and (not only_seeds or c[2] in only_seeds)]
-    # fail on a bad variant before any training starts
-    for v in exp.variants:
-        for t in exp.tasks:
-            _cell_cfg(exp, v, t, 0, None)
-    data = {t: _collect_data(exp, t, out, progress) for t in exp.tasks if not only_tasks or t in only_tasks}
+    # every variant composes (a bad one fails before any training starts); its NFE for the table
     nfe: dict[tuple[str, str], int | None] = {}
     for v in exp.variants:
         for t in exp.tasks:
             head = {**to_dict(_cell_cfg(exp, v, t, 0, None).policy)["head"],
                     **to_dict((exp.variants[v] or {}).get("sample") or {})}
             nfe[(v, t)] = _nfe(head)
+    data = {t: _collect_data(exp, t, out, progress) for t in exp.tasks if not only_tasks or t in only_tasks}
     bar = tqdm(cells, desc=f"ablate {exp._name}", disable=not progress, dynamic_ncols=True)
     for variant, task, seed in bar:
         bar.set_postfix(cell=f"{variant}/{task}/s{seed}")

@@ -89,7 +89,38 @@ def probe_generator(policy):
     return torch.Generator(device=getattr(policy, "device", "cpu")).manual_seed(0)
 
 
-class ChunkSchedule(Executor):
+class DelayedExecutor(Executor):
+    """What every executor shares: the policy, the batch of envs, and the simulated delay ``d``
+    (fixed, or ``auto``: measured on the first ``act`` with a call like the ones it will make)."""
+
+    def __init__(self, policy, n_envs: int, delay: int | str = 0, control_hz: float | None = None, generator=None):
+        self.policy, self.n_envs, self.generator = policy, int(n_envs), generator
+        self.H, self.A = int(policy.horizon), int(policy.action_dim)
+        self.control_hz = control_hz
+        self._delay = parse_delay(delay, control_hz)
+        self.d: int | None = None
+
+    def _init_delay(self) -> None:
+        """Apply a fixed delay; subclasses call it once their own options are checked."""
+        if self._delay != "auto":
+            self._set_delay(self._delay)
+
+    def _set_delay(self, d: int) -> None:
+        raise NotImplementedError
+
+    def _probe(self, obs: dict[str, np.ndarray]) -> Callable[[], Any]:
+        """One call of the kind the executor makes later, for ``delay: auto``."""
+        gen = probe_generator(self.policy)
+        return lambda: self.policy.predict_chunk(obs, generator=gen)
+
+    def _resolve_auto_delay(self, obs: dict[str, np.ndarray]) -> None:
+        if self.d is None:
+            sec = measured_latency(self.policy, (type(self).__name__, self.n_envs), self._probe(obs))
+            with auto_delay_context(sec, self.control_hz):
+                self._set_delay(latency_to_steps(sec, self.control_hz))
+
+
+class ChunkSchedule(DelayedExecutor):
     """Request a chunk every ``s`` steps; it takes over ``d`` steps later.
 
     Chunk k is requested at step k*s. Chunk 0 (synchronous first inference) runs from step 0;
@@ -105,17 +136,12 @@ class ChunkSchedule(Executor):
 
     def __init__(self, policy, n_envs: int, s: int | None = None, delay: int | str = 0,
                  control_hz: float | None = None, generator=None):
-        self.policy, self.n_envs, self.generator = policy, int(n_envs), generator
-        self.H, self.A = int(policy.horizon), int(policy.action_dim)
+        super().__init__(policy, n_envs, delay, control_hz, generator)
         s = policy.n_action_steps if s is None else s
         if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or not 1 <= s <= self.H:
             raise ConfigError(f"exec.{self.s_name}: expected an integer in 1..{self.H} (the chunk length), got {s!r}")
         self.s = int(s)
-        self.control_hz = control_hz
-        delay = parse_delay(delay, control_hz)
-        self.d: int | None = None
-        if delay != "auto":
-            self._set_delay(delay)
+        self._init_delay()
         self.reset()
 
     def _set_delay(self, d: int) -> None:
@@ -136,18 +162,9 @@ class ChunkSchedule(Executor):
         """New chunks (len(idx), H, A) for envs ``idx``; ``first``: chunk 0 of their episode."""
         return np.asarray(self.policy.predict_chunk(select_obs(obs, idx), generator=self.generator))
 
-    def _probe(self, obs: dict[str, np.ndarray]) -> Callable[[], Any]:
-        """One call of the kind ``_request`` makes later, for ``delay: auto``."""
-        gen = probe_generator(self.policy)
-        return lambda: self.policy.predict_chunk(obs, generator=gen)
-
     # ---- stepping ---------------------------------------------------------------------
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        if self.d is None:
-            key = (type(self).__name__, self.n_envs)
-            sec = measured_latency(self.policy, key, self._probe(obs))
-            with auto_delay_context(sec, self.control_hz):
-                self._set_delay(latency_to_steps(sec, self.control_hz))
+        self._resolve_auto_delay(obs)
         s, d, t = self.s, self.d, self.t
         k = t // s
         req = t % s == 0

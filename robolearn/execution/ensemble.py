@@ -17,23 +17,17 @@ import math
 import numpy as np
 
 from robolearn.errors import ConfigError
-from robolearn.execution.base import Executor
-from robolearn.execution.delay import auto_delay_context, latency_to_steps, measured_latency, parse_delay, probe_generator
+from robolearn.execution.delay import DelayedExecutor
 
 
-class TemporalEnsemble(Executor):
+class TemporalEnsemble(DelayedExecutor):
     def __init__(self, policy, n_envs: int, m: float = 0.01, delay: int | str = 0,
                  control_hz: float | None = None, generator=None):
-        self.policy, self.n_envs, self.generator = policy, int(n_envs), generator
-        self.H, self.A = int(policy.horizon), int(policy.action_dim)
+        super().__init__(policy, n_envs, delay, control_hz, generator)
         if isinstance(m, bool) or not isinstance(m, (int, float)) or not math.isfinite(m) or m < 0:
             raise ConfigError(f"exec.m: expected a finite number >= 0 (ensembling weights exp(-m*i)), got {m!r}")
         self.m = float(m)
-        self.control_hz = control_hz
-        delay = parse_delay(delay, control_hz)
-        self.d: int | None = None
-        if delay != "auto":
-            self._set_delay(delay)
+        self._init_delay()
         # one slot per time base modulo H: a chunk is useless H steps after its request
         self.buf = np.zeros((self.n_envs, self.H, self.H, self.A), np.float32)
         self.reset()
@@ -54,12 +48,7 @@ class TemporalEnsemble(Executor):
         self.last_switch = np.zeros(self.n_envs, bool)
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        if self.d is None:
-            gen = probe_generator(self.policy)
-            sec = measured_latency(self.policy, ("TemporalEnsemble", self.n_envs),
-                                   lambda: self.policy.predict_chunk(obs, generator=gen))
-            with auto_delay_context(sec, self.control_hz):
-                self._set_delay(latency_to_steps(sec, self.control_hz))
+        self._resolve_auto_delay(obs)
         t, rows = self.t, np.arange(self.n_envs)
         slot = t % self.H
         self.buf[rows, slot] = np.asarray(self.policy.predict_chunk(obs, generator=self.generator))
