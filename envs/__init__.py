@@ -9,7 +9,7 @@ from envs.base import Expert, ObsSpec, Task, TaskSpec
 from robolearn.errors import ConfigError
 
 _FETCH = ("fetch_reach", "fetch_push", "fetch_pick_place")
-_NAMES = ("pusht", "pusht_image", *_FETCH, *(f"{n}_image" for n in _FETCH))
+_NAMES = ("pusht", "pusht_keypoints", "pusht_image", *_FETCH, *(f"{n}_image" for n in _FETCH))
 
 __all__ = ["Expert", "ObsSpec", "Task", "TaskSpec", "make_task", "task_names"]
 
@@ -24,6 +24,12 @@ def make_task(name: str, **kwargs: Any) -> Task:
     Unknown names or options raise ConfigError."""
     if name not in _NAMES:
         raise ConfigError(f"unknown task {name!r}; known tasks: {', '.join(_NAMES)}")
+    if name == "pusht_keypoints":
+        if kwargs.get("obs", "keypoints") != "keypoints":
+            raise ConfigError(f"task {name}: obs must be 'keypoints', got {kwargs['obs']!r}")
+        from envs.pusht import PushTTask
+
+        return PushTTask(**_checked(name, PushTTask, {**kwargs, "obs": "keypoints"}))
     base = name.removesuffix("_image")
     if base != name:
         if kwargs.get("obs", "image") != "image":

@@ -35,6 +35,9 @@ class TaskSpec:
     max_steps: int
     # Coverage-style tasks report a continuous score ("max reward"); success is score-based.
     extra: dict[str, Any] = field(default_factory=dict)
+    # How each observation is read from the task's datasets (``obs_keys`` entries such as
+    # ``"agent_pos=state[0:2]"``); a task config without ``obs_keys`` uses these.
+    data_keys: tuple[str, ...] = ()
 
 
 class Expert(Protocol):

@@ -1,10 +1,18 @@
 """Push-T (gym-pusht ``PushT-v0``): push a T-shaped block into a fixed target pose.
 
-Observations match the human dataset (``pusht_cchi_v7_replay.zarr``): ``state`` is
-[agent x, y, block x, y, block angle mod 2pi] with the block position being the body origin,
-exactly what the dataset recorded. The image variant gives the 96x96 render plus the agent
-position. Actions are absolute agent targets in pixels, [0, 512]^2. There is no scripted
-expert: demonstrations come from the dataset.
+Observations match the human dataset (``pusht_cchi_v7_replay.zarr``):
+
+* ``pusht`` (``obs="state"``): ``state`` = [agent x, y, block x, y, block angle mod 2pi] with
+  the block position being the body origin, exactly what the dataset recorded. With
+  ``angle="cos_sin"`` the angle becomes (cos, sin): [agent x, y, block x, y, cos, sin]. The raw
+  angle jumps at 0/2pi, 45 degrees from the goal pose (pi/4), and the demonstrations cross
+  that jump often; cos/sin is continuous.
+* ``pusht_keypoints`` (``obs="keypoints"``): Diffusion Policy's low-dim observation, the 9
+  block keypoints of the dataset's ``keypoint`` key (9, 2) plus ``agent_pos`` (2,): 20 numbers.
+* ``pusht_image`` (``obs="image"``): the 96x96 render plus the agent position.
+
+Actions are absolute agent targets in pixels, [0, 512]^2. There is no scripted expert:
+demonstrations come from the dataset.
 
 gym-pusht's own ``reset_to_state`` sets the block position before its angle, and the angle is
 applied about the centre of gravity, so the block lands elsewhere than asked. ``reset_to_state``
@@ -28,23 +36,39 @@ from robolearn.errors import ConfigError  # noqa: E402
 
 MAX_STEPS = 300
 SUCCESS_COVERAGE = 0.95
+ANGLES = ("raw", "cos_sin")
+OBS_MODES = ("state", "keypoints", "image")
+
+# The 9 keypoints of the T in the block's body frame (origin = the body position the dataset
+# records, x/y in pixels). They are Diffusion Policy's keypoint map (farthest-point samples of
+# the T's outline); recovered here from the human dataset, whose ``keypoint`` rows are this
+# map rotated by the block angle and moved to the block position (median residual 2e-5 px).
+BLOCK_KEYPOINTS = np.array([
+    [9.269787, 90.04097], [-60.98347, -1.1867294], [60.912758, -1.393364],
+    [-0.27050352, 25.543625], [-14.064926, 122.81586], [39.00274, 32.857403],
+    [-39.966415, 32.729656], [-16.824345, 62.86318], [23.541462, -1.7002878]])
+
+
+def block_keypoints(x: float, y: float, angle: float) -> np.ndarray:
+    """(9, 2) world keypoints of a block at body position (x, y) and ``angle``."""
+    c, s = np.cos(angle), np.sin(angle)
+    rot = np.array([[c, -s], [s, c]])
+    return (BLOCK_KEYPOINTS @ rot.T + np.array([x, y])).astype(np.float32)
 
 
 class PushTEnv(gym.Wrapper):
     """Dict observations keyed like the dataset; ``coverage`` of the target pose, ``score`` =
     min(coverage / 0.95, 1) (Diffusion Policy's reported metric)."""
 
-    def __init__(self, env: gym.Env, obs: str, image_size: int, render: bool = False):
+    def __init__(self, env: gym.Env, spec: TaskSpec, obs: str, angle: str = "raw", render: bool = False):
         super().__init__(env)
         self._render_enabled = render
         self._u = env.unwrapped
         self._time_limit = _find(env, TimeLimit)
-        self.obs_mode = obs
-        spaces: dict[str, gym.spaces.Space] = {"state": gym.spaces.Box(-np.inf, np.inf, (5,), np.float32)}
-        if obs == "image":
-            spaces = {"img": gym.spaces.Box(0, 255, (image_size, image_size, 3), np.uint8),
-                      "agent_pos": gym.spaces.Box(-np.inf, np.inf, (2,), np.float32)}
-        self.observation_space = gym.spaces.Dict(spaces)
+        self.obs_mode, self.angle = obs, angle
+        self.observation_space = gym.spaces.Dict({
+            k: gym.spaces.Box(0, 255, s.shape, np.uint8) if s.kind == "rgb" else gym.spaces.Box(-np.inf, np.inf, s.shape, np.float32)
+            for k, s in spec.obs.items()})
 
     def reset(self, **kwargs) -> tuple[dict[str, np.ndarray], dict]:
         _, info = self.env.reset(**kwargs)
@@ -56,10 +80,15 @@ class PushTEnv(gym.Wrapper):
 
     def get_obs(self) -> dict[str, np.ndarray]:
         u = self._u
-        if self.obs_mode == "image":
-            return {"img": u._render(visualize=False), "agent_pos": np.array(u.agent.position, dtype=np.float32)}
         pos, blk = u.agent.position, u.block.position
-        return {"state": np.array([pos[0], pos[1], blk[0], blk[1], u.block.angle % (2 * np.pi)], dtype=np.float32)}
+        agent_pos = np.array(pos, dtype=np.float32)
+        if self.obs_mode == "image":
+            return {"img": u._render(visualize=False), "agent_pos": agent_pos}
+        if self.obs_mode == "keypoints":
+            return {"keypoint": block_keypoints(blk[0], blk[1], u.block.angle), "agent_pos": agent_pos}
+        a = u.block.angle
+        ang = [a % (2 * np.pi)] if self.angle == "raw" else [np.cos(a), np.sin(a)]
+        return {"state": np.array([pos[0], pos[1], blk[0], blk[1], *ang], dtype=np.float32)}
 
     def render(self) -> np.ndarray | None:
         """A video frame with the action marker, or None when made without rendering."""
@@ -140,18 +169,37 @@ def _find(env: gym.Env, cls: type) -> Any:
 
 
 class PushTTask:
-    """``pusht`` (state) or ``pusht_image`` (96x96 image + agent position)."""
+    """``pusht`` (state), ``pusht_keypoints`` (9 block keypoints + agent position) or
+    ``pusht_image`` (96x96 image + agent position).
 
-    def __init__(self, obs: str = "state", image_size: int = 96, render_size: int = 384,
+    ``spec.data_keys`` says how each observation is read from the human dataset (the entries a
+    task config's ``obs_keys`` defaults to): the raw-angle state is ``state`` as stored, the
+    cos/sin state is derived from it, keypoints are the dataset's ``keypoint`` key."""
+
+    def __init__(self, obs: str = "state", angle: str = "raw", image_size: int = 96, render_size: int = 384,
                  max_steps: int = MAX_STEPS):
-        if obs not in ("state", "image"):
-            raise ConfigError(f"task pusht: obs must be 'state' or 'image', got {obs!r}")
-        self.obs, self.image_size, self.render_size, self.max_steps = obs, image_size, render_size, max_steps
-        spec_obs = {"state": ObsSpec((5,))} if obs == "state" else \
-            {"img": ObsSpec((image_size, image_size, 3), "uint8", "rgb"), "agent_pos": ObsSpec((2,))}
-        self.spec = TaskSpec(name="pusht" if obs == "state" else "pusht_image", obs=spec_obs, action_dim=2,
+        if obs not in OBS_MODES:
+            raise ConfigError(f"task pusht: obs must be one of {list(OBS_MODES)}, got {obs!r}")
+        if angle not in ANGLES:
+            raise ConfigError(f"task pusht: angle must be one of {list(ANGLES)}, got {angle!r}")
+        if angle != "raw" and obs != "state":
+            raise ConfigError(f"task pusht: angle={angle!r} applies to obs='state' only, got obs={obs!r}")
+        self.obs, self.angle = obs, angle
+        self.image_size, self.render_size, self.max_steps = image_size, render_size, max_steps
+        if obs == "state":
+            spec_obs = {"state": ObsSpec((5,) if angle == "raw" else (6,))}
+            data_keys = ("state",) if angle == "raw" else ("state=cos_sin(state, 4)",)
+        elif obs == "keypoints":
+            spec_obs = {"keypoint": ObsSpec((9, 2)), "agent_pos": ObsSpec((2,))}
+            data_keys = ("keypoint", "agent_pos=state[0:2]")
+        else:
+            spec_obs = {"img": ObsSpec((image_size, image_size, 3), "uint8", "rgb"), "agent_pos": ObsSpec((2,))}
+            data_keys = ("img", "agent_pos=state[0:2]")
+        name = {"state": "pusht", "keypoints": "pusht_keypoints", "image": "pusht_image"}[obs]
+        self.spec = TaskSpec(name=name, obs=spec_obs, action_dim=2,
                              action_low=np.zeros(2, np.float32), action_high=np.full(2, 512.0, np.float32),
-                             max_steps=max_steps, extra={"fps": 10, "success_coverage": SUCCESS_COVERAGE})
+                             max_steps=max_steps, extra={"fps": 10, "success_coverage": SUCCESS_COVERAGE},
+                             data_keys=data_keys)
 
     def make_env(self, render: bool = False) -> PushTEnv:
         import gym_pusht  # noqa: F401  (registers gym_pusht/PushT-v0)
@@ -160,7 +208,7 @@ class PushTTask:
                         obs_type="state", render_mode="rgb_array", observation_width=self.image_size,
                         observation_height=self.image_size, visualization_width=self.render_size,
                         visualization_height=self.render_size)
-        return PushTEnv(base, self.obs, self.image_size, render)
+        return PushTEnv(base, self.spec, self.obs, self.angle, render)
 
     def get_state(self, env: gym.Env) -> dict[str, Any]:
         return _find(env, PushTEnv).get_sim_state()

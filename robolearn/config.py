@@ -33,7 +33,8 @@ DEFAULTS: dict[str, Any] = {
     "run_dir": None,       # where checkpoints, logs and metrics land
     "device": "auto",      # auto | cpu | cuda
     "seed": 0,
-    "eval": {"episodes": 50, "n_envs": 10, "seed_start": 100_000, "videos": 2},
+    "eval": {"episodes": 50, "n_envs": 10, "seed_start": 100_000, "videos": 2,
+             "workers": "auto"},  # evaluation env processes: auto (when cores are free) | 0 | N
 }
 
 

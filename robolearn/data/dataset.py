@@ -1,8 +1,10 @@
 """From a zarr path to the arrays a sampler needs, a train/val split, and a human summary.
 
-Observation entries are dataset keys, or derived keys ``"name=src[a:b]"`` (a slice of the
+Observation entries are dataset keys, or derived keys: ``"name=src[a:b]"`` (a slice of the
 source's last dim), so e.g. Push-T image training takes ``agent_pos=state[0:2]`` without
-rewriting the dataset. Each source key is read once, however many entries use it.
+rewriting the dataset, and ``"name=cos_sin(src, i)"`` (column i, an angle, replaced by its
+cosine and sine: one column more, continuous where the angle wraps). Each source key is read
+once, however many entries use it.
 """
 from __future__ import annotations
 
@@ -18,11 +20,35 @@ from robolearn.errors import ConfigError, DataError
 _ENTRY = re.compile(r"^\s*(?:(?P<name>[\w\-]+)\s*=\s*)?(?P<src>[\w\-]+)\s*(?:\[(?P<sl>[^\]]*)\])?\s*$")
 
 
-def parse_obs_key(entry: str) -> tuple[str, str, slice | None]:
-    """``"agent_pos=state[0:2]"`` -> ("agent_pos", "state", slice(0, 2)); ``"img"`` -> ("img", "img", None)."""
+_COS_SIN = re.compile(r"^\s*(?P<name>[\w\-]+)\s*=\s*cos_sin\(\s*(?P<src>[\w\-]+)\s*,\s*(?P<col>-?\d+)\s*\)\s*$")
+
+
+class CosSin:
+    """Replace column ``col`` of the last dim (an angle in radians) by (cos, sin)."""
+
+    def __init__(self, col: int):
+        self.col = col
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        c = self.col % x.shape[-1]
+        a = x[..., c:c + 1].astype(np.float64)
+        return np.concatenate([x[..., :c], np.cos(a).astype(x.dtype), np.sin(a).astype(x.dtype), x[..., c + 1:]], -1)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, CosSin) and other.col == self.col
+
+
+def parse_obs_key(entry: str) -> tuple[str, str, slice | CosSin | None]:
+    """``"agent_pos=state[0:2]"`` -> ("agent_pos", "state", slice(0, 2)); ``"img"`` -> ("img", "img", None);
+    ``"state=cos_sin(state, 4)"`` -> ("state", "state", CosSin(4))."""
+    m = _COS_SIN.match(entry)
+    if m:
+        return m["name"], m["src"], CosSin(int(m["col"]))
     m = _ENTRY.match(entry)
     if not m:
-        raise ConfigError(f"obs_keys entry {entry!r}: expected 'key' or 'name=key[a:b]', found something else")
+        raise ConfigError(f"obs_keys entry {entry!r}: expected 'key', 'name=key[a:b]' or 'name=cos_sin(key, i)', "
+                          "found something else")
     src, text = m["src"], m["sl"]
     name = m["name"] or src
     if text is None:
@@ -51,6 +77,14 @@ def resolve_obs_keys(buffer: ReplayBuffer, specs: Sequence[str], in_memory: bool
     out: dict[str, Any] = {}
     for spec, (name, src, sl) in zip(specs, parsed):
         arr = buffer[src] if not in_memory else loaded[src]  # buffer[src] also raises on a missing key
+        if isinstance(sl, CosSin):
+            if arr.ndim < 2 or not -arr.shape[-1] <= sl.col < arr.shape[-1]:
+                raise ConfigError(f"obs_keys entry {spec!r}: expected column {sl.col} to exist in '{src}' "
+                                  f"(shape {tuple(arr.shape)}), found no such column")
+            if not in_memory:
+                raise ConfigError(f"obs_keys entry {spec!r}: cos_sin entries need the dataset in memory")
+            out[name] = sl(arr)
+            continue
         if sl is not None:
             width = len(range(*sl.indices(arr.shape[-1]))) if arr.ndim > 1 else 0
             if width == 0:

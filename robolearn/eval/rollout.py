@@ -72,28 +72,39 @@ class EnvBatch:
             self._last[i], rew[i], term[i], trunc[i], infos[i] = self.envs[i].step(actions[i])
         return self._stack(self._last), rew, term, trunc, self._infos(infos)
 
+    def render(self, i: int):
+        return self.envs[i].render()
+
     def close(self) -> None:
         for env in self.envs:
             env.close()
 
 
-def make_env_batch(task, n_envs: int, n_render: int = 0) -> EnvBatch:
+def make_env_batch(task, n_envs: int, n_render: int = 0, workers: int = 0):
+    """In-process envs (``workers`` <= 1), or envs split over ``workers`` processes."""
+    if workers > 1 and n_envs > 1:
+        from robolearn.eval.workers import ProcEnvBatch
+
+        return ProcEnvBatch(task, n_envs, workers, n_render)
     return EnvBatch([task.make_env(render=i < n_render) for i in range(n_envs)])
 
 
 def rollout(act_fn_factory: Callable[[int], Any], task, n_episodes: int, n_envs: int = 10,
             seed_start: int = 100_000, obs_horizon: int = 1, video_dir: str | Path | None = None,
             n_videos: int = 0, progress: bool = True, desc: str = "eval",
-            on_step: Callable | None = None) -> list[dict]:
+            on_step: Callable | None = None, workers: int = 0) -> list[dict]:
     """Run ``n_episodes`` and return one record per episode.
 
     ``act_fn_factory(n)`` returns an object with ``reset()`` and ``act(obs_history) -> (n, A)``:
     an Executor around a policy, or an expert adapter. ``on_step(venv, obs, actions, alive)``
-    lets interactive algorithms (DAgger) see every visited state.
+    lets interactive algorithms (DAgger) see every visited state (in-process envs only).
+    ``workers`` > 1 steps the envs in that many processes (same per-episode results).
     """
     n_envs = max(1, min(n_envs, n_episodes))
     n_videos = min(n_videos, n_envs) if video_dir else 0
-    venv = make_env_batch(task, n_envs, n_render=n_videos)
+    if on_step is not None:
+        workers = 0  # on_step reads the live env objects
+    venv = make_env_batch(task, n_envs, n_render=n_videos, workers=workers)
     hist = ObsHistory(obs_horizon)
     records: list[dict] = []
     bar = tqdm(total=n_episodes, desc=desc, disable=not progress, dynamic_ncols=True)
@@ -114,7 +125,7 @@ def rollout(act_fn_factory: Callable[[int], Any], task, n_episodes: int, n_envs:
             switch_log: list[list[bool]] = [[] for _ in range(n_envs)]
             frames: list[list[np.ndarray]] = [[] for _ in range(n_videos)] if wave_start == 0 else []
             for i in range(len(frames)):
-                frames[i].append(venv.envs[i].render())
+                frames[i].append(venv.render(i))
             while alive.any():
                 act = np.asarray(actor.act(hist.buf), dtype=np.float32)
                 switched = np.asarray(getattr(actor, "last_switch", np.zeros(n_envs, bool)), bool)
@@ -124,7 +135,7 @@ def rollout(act_fn_factory: Callable[[int], Any], task, n_episodes: int, n_envs:
                 hist.push(obs)
                 for i in range(len(frames)):
                     if alive[i]:
-                        frames[i].append(venv.envs[i].render())
+                        frames[i].append(venv.render(i))
                 score = np.asarray(info.get("score", np.zeros(n_envs)), dtype=float)
                 succ = np.asarray(info.get("is_success", np.zeros(n_envs)), dtype=bool)
                 for i in np.flatnonzero(alive):
@@ -165,7 +176,7 @@ def write_video(frames: list[np.ndarray], path: Path, fps: int = 10) -> None:
 
 def evaluate_policy(policy, task, exec_cfg: dict | None, out_dir: str | Path | None, n_episodes: int = 50,
                     n_envs: int = 10, seed_start: int = 100_000, n_videos: int = 0, progress: bool = True,
-                    seed: int = 0) -> dict:
+                    seed: int = 0, workers: int = 0) -> dict:
     """Roll a policy out through an executor; write metrics.json (and videos) to ``out_dir``."""
     import torch
 
@@ -175,7 +186,7 @@ def evaluate_policy(policy, task, exec_cfg: dict | None, out_dir: str | Path | N
     gen = torch.Generator(device=policy.device).manual_seed(seed)
     records = rollout(lambda n: build_executor(exec_cfg, policy, n, generator=gen), task, n_episodes, n_envs,
                       seed_start, policy.obs_horizon, video_dir=(Path(out_dir) / "videos") if out_dir else None,
-                      n_videos=n_videos, progress=progress)
+                      n_videos=n_videos, progress=progress, workers=workers)
     metrics = summarize(records)
     metrics["seed_start"] = seed_start
     metrics["exec"] = exec_cfg

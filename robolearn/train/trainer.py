@@ -3,6 +3,12 @@
 AdamW with warm-up + cosine decay, an EMA copy of the weights (what gets saved and
 evaluated), gradient clipping, TensorBoard scalars, periodic checkpoints and exact resume
 (model, EMA, optimizer, schedule, step and RNG states). CUDA with bf16 autocast when present.
+
+``algo.eval_every`` adds closed-loop evaluations during training (Diffusion Policy's protocol:
+the EMA weights on fixed seeds, ``eval.episodes`` from ``eval.seed_start``): their score and
+success go to TensorBoard, ``train_history.json`` (rows with ``eval_score``) and ``eval.png``
+(against step and against training wall-clock, evaluations excluded), and the summary reports
+the best evaluation and the mean of the last ``algo.eval_last_k``.
 """
 from __future__ import annotations
 
@@ -63,12 +69,64 @@ def to_torch(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
             "action": conv(batch["action"]), "action_mask": conv(batch["action_mask"])}
 
 
+def task_obs_entries(cfg) -> list[str]:
+    """The dataset entries of a task's observations: ``task.obs_keys``, or the task's own
+    ``spec.data_keys`` when the config leaves them to it (e.g. Push-T's angle encoding)."""
+    if cfg.task.get("obs_keys"):
+        return list(cfg.task.obs_keys)
+    return list(make_task_from(cfg).spec.data_keys)
+
+
+def make_task_from(cfg):
+    from envs import make_task
+
+    return make_task(str(cfg.task.name), **dict(cfg.task.get("kwargs") or {}))
+
+
+def eval_plan(cfg) -> dict[str, Any] | None:
+    """Validated settings of the evaluations during training, or None when off."""
+    algo, steps = cfg.algo, cfg.algo.steps
+    every = algo.get("eval_every")
+    if every is None:
+        return None
+    if isinstance(every, bool) or not isinstance(every, int) or every <= 0:
+        raise ConfigError(f"algo.eval_every: expected a positive number of steps (or null = off), found {every!r}")
+    if isinstance(steps, int) and every > steps:
+        raise ConfigError(f"algo.eval_every: expected <= algo.steps={steps} (no evaluation would run), found {every}")
+    k = algo.get("eval_last_k", 10)
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ConfigError(f"algo.eval_last_k: expected a positive int, found {k!r}")
+    ev = cfg.eval
+    episodes = ev.episodes
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+        raise ConfigError(f"eval.episodes: expected a positive int, found {episodes!r}")
+    workers = ev.get("workers", "auto")
+    if not (workers == "auto" or (isinstance(workers, int) and not isinstance(workers, bool) and workers >= 0)):
+        raise ConfigError(f"eval.workers: expected 'auto' or an int >= 0, found {workers!r}")
+    return {"every": every, "last_k": k, "episodes": episodes, "n_envs": int(ev.n_envs),
+            "seed_start": int(ev.seed_start), "workers": workers, "task": make_task_from(cfg),
+            "exec": to_dict(cfg.exec)}
+
+
+def eval_workers(setting) -> int:
+    """``auto``: worker processes only when more than one core is free (the load average says
+    how many are taken, this process included), else in-process (0)."""
+    if setting != "auto":
+        return int(setting)
+    import os
+
+    from robolearn.eval.workers import free_cores
+
+    idle = free_cores() - int(round(os.getloadavg()[0]))
+    return idle + 1 if idle >= 1 else 0
+
+
 class DataBundle:
     """What training needs from a dataset: windows for train/val, specs and a fitted normalizer."""
 
     def __init__(self, cfg, data_path: str | Path):
         pol, algo = cfg.policy, cfg.algo
-        obs_entries = list(cfg.task.obs_keys)
+        obs_entries = task_obs_entries(cfg)
         self.obs_keys = [obs_name(e) for e in obs_entries]
         self.action_key = cfg.task.get("action_key", "action")
         self.buffer, arrays = load_dataset(data_path, obs_entries, action_key=self.action_key)
@@ -100,8 +158,9 @@ def train(cfg, run_dir: str | Path, progress: bool = True, data: DataBundle | No
     """Train a ChunkPolicy; returns the path of the final (EMA) checkpoint."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
     algo = cfg.algo
+    plan = eval_plan(cfg)  # bad evaluation settings fail before anything is written
+    save_config(cfg, run_dir / "config.yaml")
     seed_everything(int(cfg.seed))
     device = pick_device(str(cfg.get("device", "auto")))
     data = data or DataBundle(cfg, cfg.data or cfg.task.data)
@@ -142,6 +201,8 @@ def train(cfg, run_dir: str | Path, progress: bool = True, data: DataBundle | No
     amp = device.type == "cuda"
     history: list[dict[str, float]] = _read_history(run_dir) if start else []
     t0, seen = time.time(), 0
+    train_s = history[-1].get("train_s", 0.0) if history else 0.0  # wall-clock of training alone
+    t_last = time.time()
     bar = tqdm(range(start, steps), initial=start, total=steps, desc="train", disable=not progress, dynamic_ncols=True)
     for step in bar:
         policy.train()
@@ -160,14 +221,24 @@ def train(cfg, run_dir: str | Path, progress: bool = True, data: DataBundle | No
         ema_update(ema, policy, decay)
         seen += int(algo.batch_size)
         done = step + 1
-        if done % int(algo.log_every) == 0 or done == steps:
-            rec = {"step": done, "loss": loss.item(), "grad_norm": gnorm.item(), "lr": sched.get_last_lr()[0]}
+        now = time.time()
+        train_s += now - t_last
+        t_last = now
+        evaluate_now = plan is not None and (done % plan["every"] == 0 or done == steps)
+        if done % int(algo.log_every) == 0 or done == steps or evaluate_now:
+            rec = {"step": done, "loss": loss.item(), "grad_norm": gnorm.item(), "lr": sched.get_last_lr()[0],
+                   "train_s": train_s}
             if data.val is not None and (done % int(algo.val_every) == 0 or done == steps):
                 rec["val_loss"] = validate(ema, data, int(algo.batch_size))
+            if evaluate_now:
+                rec.update(evaluate_during_training(ema, plan))
+                bar.write(f"step {done}: eval score {rec['eval_score']:.3f} success {rec['eval_success']:.2f} "
+                          f"({rec['eval_s']:.0f} s)")
             for k, v in rec.items():
-                if k != "step":
-                    writer.add_scalar(f"train/{k}", v, done)
+                if k != "step" and np.isscalar(v):
+                    writer.add_scalar(f"{'eval' if k.startswith('eval_') else 'train'}/{k}", v, done)
             history.append(rec)
+            t_last = time.time()  # validation and evaluation do not count as training time
             bar.set_postfix(loss=f"{rec['loss']:.4f}", **({"val": f"{rec['val_loss']:.4f}"} if "val_loss" in rec else {}))
         if done % int(algo.ckpt_every) == 0 or done == steps:
             ema.save(run_dir / "checkpoints" / "last", extra={"step": done, "task": to_dict(cfg.task)})
@@ -176,11 +247,69 @@ def train(cfg, run_dir: str | Path, progress: bool = True, data: DataBundle | No
     writer.close()
     elapsed = time.time() - t0
     summary = {"steps": steps, "seconds": elapsed, "samples_per_s": seen / max(elapsed, 1e-9),
-               "final_loss": history[-1]["loss"] if history else None,
+               "train_seconds": train_s, "final_loss": history[-1]["loss"] if history else None,
                "n_train_episodes": data.n_train_episodes, "device": str(device)}
+    if plan is not None:
+        summary["eval"] = eval_summary(history, plan["last_k"])
     write_json(summary, run_dir / "train_summary.json")
     plot_history(history, run_dir / "loss.png")
+    plot_evals(history, run_dir / "eval.png", str(cfg.task.name))
     return run_dir / "checkpoints" / "last"
+
+
+def evaluate_during_training(ema: ChunkPolicy, plan: dict[str, Any]) -> dict[str, float]:
+    """One closed-loop evaluation of the EMA weights; the global RNG is left as it was, so a
+    run with evaluations trains exactly like one without."""
+    from robolearn.eval.rollout import evaluate_policy
+
+    state = torch.get_rng_state()
+    t = time.time()
+    m = evaluate_policy(ema, plan["task"], plan["exec"], None, n_episodes=plan["episodes"], n_envs=plan["n_envs"],
+                        seed_start=plan["seed_start"], progress=False, workers=eval_workers(plan["workers"]))
+    torch.set_rng_state(state)
+    return {"eval_score": m["mean_max_score"], "eval_success": m["success_rate"],
+            "eval_success_ci95": m["success_ci95"], "eval_episodes": m["episodes"], "eval_s": time.time() - t}
+
+
+def eval_summary(history: list[dict[str, Any]], last_k: int) -> dict[str, Any]:
+    """The protocol's numbers from the evaluation rows: the best evaluation (by score, then
+    success) and the mean of the last ``last_k``."""
+    rows = [h for h in history if "eval_score" in h]
+    if not rows:
+        return {"n_evals": 0}
+    best = max(rows, key=lambda h: (h["eval_score"], h["eval_success"]))
+    last = rows[-last_k:]
+    return {"n_evals": len(rows), "episodes": rows[-1]["eval_episodes"],
+            "best_score": best["eval_score"], "best_success": best["eval_success"], "best_step": best["step"],
+            "last_k": len(last), "mean_last_k_score": float(np.mean([h["eval_score"] for h in last])),
+            "mean_last_k_success": float(np.mean([h["eval_success"] for h in last])),
+            "final_score": rows[-1]["eval_score"], "final_success": rows[-1]["eval_success"],
+            "eval_seconds": float(sum(h["eval_s"] for h in rows))}
+
+
+def plot_evals(history: list[dict[str, Any]], path: Path, title: str = "") -> None:
+    """Score and success of the evaluations against step and against training wall-clock."""
+    rows = [h for h in history if "eval_score" in h]
+    if not rows:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), sharey=True)
+    for ax, key, label in ((axes[0], "step", "training step"), (axes[1], "train_s", "training wall-clock (min)")):
+        x = np.array([h[key] for h in rows], dtype=float) / (60.0 if key == "train_s" else 1.0)
+        ax.plot(x, [h["eval_score"] for h in rows], "o-", label="mean max score")
+        ax.plot(x, [h["eval_success"] for h in rows], "s-", label="success rate")
+        ax.set_xlabel(label)
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0].legend(loc="lower right")
+    fig.suptitle(f"{title}: {rows[-1]['eval_episodes']} evaluation episodes each (EMA weights)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 @torch.no_grad()
