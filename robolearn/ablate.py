@@ -17,12 +17,19 @@ Layout under the experiment's ``out`` directory::
 A cell whose ``metrics.json`` exists is never re-run; a killed training resumes from its last
 checkpoint; demos are collected to a temporary store and renamed when complete. Re-running the
 command after an interruption finishes the grid.
+
+Under ``torchrun`` (or any launch that sets ``RANK`` / ``WORLD_SIZE``) the ranks split the grid:
+the cells that share one trained model (a variant and those re-sampling it, per task and seed)
+go to one rank, model m to rank m mod world, so no model is ever trained twice; rank 0 collects
+the demos, and waits for every cell before writing the results. No process group is needed:
+cells are independent runs.
 """
 from __future__ import annotations
 
 import csv
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +40,7 @@ from omegaconf import DictConfig, OmegaConf
 from robolearn.config import compose, load_yaml, save_config, to_dict, write_json
 from robolearn.errors import ConfigError
 from robolearn.eval.metrics import wilson_interval
+from robolearn.train.dist import shard_ranks
 
 CELL_FIELDS = ["variant", "task", "seed", "components", "nfe", "success_rate", "success_lo", "success_hi",
                "mean_max_score", "episodes", "successes", "train_seconds"]
@@ -100,7 +108,16 @@ def plan(exp: DictConfig) -> list[tuple[str, str, int]]:
 # ---------------------------------------------------------------------------------------------
 # running
 
-def _collect_data(exp: DictConfig, task_name: str, out: Path, progress: bool) -> str | None:
+def _wait_for(done, what: str, poll_s: float = 2.0) -> None:
+    """Poll until ``done()``; torchrun stops every rank if one fails, so this cannot wait forever
+    on a dead peer."""
+    if not done():
+        print(f"robolearn ablate: rank {shard_ranks()[0]} waits for {what}", file=sys.stderr, flush=True)
+    while not done():
+        time.sleep(poll_s)
+
+
+def _collect_data(exp: DictConfig, task_name: str, out: Path, progress: bool, rank: int = 0) -> str | None:
     spec = exp.tasks[task_name].get("collect")
     if not spec:
         return None
@@ -109,6 +126,8 @@ def _collect_data(exp: DictConfig, task_name: str, out: Path, progress: bool) ->
     from robolearn.algos.collect import collect
 
     dest = out / "data" / f"{task_name}.zarr"
+    if rank != 0:  # rank 0 collects; the dataset appears complete or not at all
+        _wait_for(dest.exists, f"the demos of {task_name}")
     if dest.exists():
         return str(dest)
     cfg = compose([str(o) for o in exp.tasks[task_name].overrides])
@@ -186,6 +205,12 @@ def run_experiment(path: str | Path, out: str | Path | None = None, progress: bo
         if unknown:
             raise ConfigError(f"{exp._path}: --seeds {unknown}: not in the experiment's seeds {list(exp.seeds)}")
     cells = [c for c in plan(exp) if (not only_tasks or c[1] in only_tasks) and (not only_seeds or c[2] in only_seeds)]
+    rank, world = shard_ranks()
+    selected = cells
+    if world > 1:
+        models = list(dict.fromkeys((_trained_by(exp, v), t, sd) for v, t, sd in cells))
+        mine_models = {m for i, m in enumerate(models) if i % world == rank}
+        cells = [c for c in cells if (_trained_by(exp, c[0]), c[1], c[2]) in mine_models]
     # every variant composes (a bad one fails before any training starts); its NFE for the table
     nfe: dict[tuple[str, str], int | None] = {}
     for v in exp.variants:
@@ -193,7 +218,7 @@ def run_experiment(path: str | Path, out: str | Path | None = None, progress: bo
             head = {**to_dict(_cell_cfg(exp, v, t, 0, None).policy)["head"],
                     **to_dict((exp.variants[v] or {}).get("sample") or {})}
             nfe[(v, t)] = _nfe(head)
-    data = {t: _collect_data(exp, t, out, progress) for t in exp.tasks if not only_tasks or t in only_tasks}
+    data = {t: _collect_data(exp, t, out, progress, rank) for t in exp.tasks if not only_tasks or t in only_tasks}
     bar = tqdm(cells, desc=f"ablate {exp._name}", disable=not progress, dynamic_ncols=True)
     for variant, task, seed in bar:
         bar.set_postfix(cell=f"{variant}/{task}/s{seed}")
@@ -204,9 +229,12 @@ def run_experiment(path: str | Path, out: str | Path | None = None, progress: bo
         ckpt, _ = _train_cell(cfg, out / "train" / _trained_by(exp, variant) / task / f"s{seed}", progress)
         _eval_cell(exp, variant, cfg, ckpt, cell_dir, progress)
         write_results(finished_rows(exp, out, nfe), out, exp)
+    if world > 1 and rank == 0:  # the results files cover the whole selection once every rank is done
+        _wait_for(lambda: all((out / "cells" / v / t / f"s{sd}" / "metrics.json").exists() for v, t, sd in selected),
+                  "the other ranks' cells")
     rows = finished_rows(exp, out, nfe)
     write_results(rows, out, exp)
-    mine = set(cells)
+    mine = set(selected if world > 1 and rank == 0 else cells)
     return [r for r in rows if (r["variant"], r["task"], r["seed"]) in mine]
 
 

@@ -37,21 +37,38 @@ def default_run_dir(cfg) -> Path:
     return Path("runs") / f"{cfg.task._name}_{cfg.policy._name}_{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+def _dist(timeout_s=1800):
+    """The process group of a torchrun launch (a world of one otherwise)."""
+    from robolearn.train import dist
+    from robolearn.train.trainer import pick_device
+
+    return dist.init(pick_device("auto"), timeout_s)
+
+
 def cmd_train(a) -> int:
     from robolearn.config import compose
     from robolearn.train.trainer import train
 
     cfg = compose(a.overrides)
-    run_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg)
-    ckpt = train(cfg, run_dir)
-    print(f"checkpoint: {ckpt}")
-    if a.eval_episodes:
-        return _eval_and_print(ckpt, a.eval_episodes, cfg.eval.n_envs, cfg.eval.seed_start, cfg.eval.videos,
-                               dict(cfg.exec), run_dir / "eval")
-    return 0
+    dist = _dist(cfg.get("dist_timeout_s", 1800))
+    try:
+        run_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg)
+        if dist.world > 1 and not cfg.run_dir:
+            from robolearn.errors import ConfigError
+
+            raise ConfigError("run_dir: expected an explicit run_dir under torchrun (ranks must agree on it), found none")
+        ckpt = train(cfg, run_dir, dist=dist)
+        if dist.is_main:
+            print(f"checkpoint: {ckpt}")
+        if a.eval_episodes:
+            return _eval_and_print(ckpt, a.eval_episodes, cfg.eval.n_envs, cfg.eval.seed_start, cfg.eval.videos,
+                                   dict(cfg.exec), run_dir / "eval", dist)
+        return 0
+    finally:
+        dist.close()
 
 
-def _eval_and_print(ckpt, episodes, n_envs, seed_start, videos, exec_cfg, out_dir) -> int:
+def _eval_and_print(ckpt, episodes, n_envs, seed_start, videos, exec_cfg, out_dir, dist=None) -> int:
     from robolearn.eval.rollout import evaluate_policy
     from robolearn.policy import ChunkPolicy
     from robolearn.train.trainer import pick_device
@@ -60,9 +77,10 @@ def _eval_and_print(ckpt, episodes, n_envs, seed_start, videos, exec_cfg, out_di
     t = policy.meta.get("task") or {}
     task = _task_from(t.get("name"), dict(t.get("kwargs") or {}))
     m = evaluate_policy(policy, task, exec_cfg, out_dir, n_episodes=episodes, n_envs=n_envs,
-                        seed_start=seed_start, n_videos=videos)
-    print(results_table([(str(ckpt), m)]))
-    print(f"metrics: {Path(out_dir) / 'metrics.json'}")
+                        seed_start=seed_start, n_videos=videos, dist=dist)
+    if m is not None:  # rank 0 (or a single process) reports
+        print(results_table([(str(ckpt), m)]))
+        print(f"metrics: {Path(out_dir) / 'metrics.json'}")
     return 0
 
 
@@ -96,7 +114,11 @@ def cmd_eval(a) -> int:
         if len(execs) > 1:
             raise ConfigError("several executors given: add --delays (e.g. --delays 0) to compare them")
         out = Path(a.out) if a.out else ckpt.parent.parent / "eval" / execs[0].get("name", "exec")
-        return _eval_and_print(ckpt, a.episodes, a.n_envs, a.seed_start, a.videos, execs[0], out)
+        dist = _dist()
+        try:
+            return _eval_and_print(ckpt, a.episodes, a.n_envs, a.seed_start, a.videos, execs[0], out, dist)
+        finally:
+            dist.close()
     return _delay_sweep(ckpt, execs, a)
 
 
@@ -254,7 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.fn(args) or 0)
     except RobolearnError as e:
-        print(f"robolearn {args.cmd}: error: {e}", file=sys.stderr)
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        where = f" [rank {os.environ.get('RANK', '0')}/{world}]" if world > 1 else ""
+        print(f"robolearn {args.cmd}{where}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"robolearn {args.cmd}: interrupted", file=sys.stderr)

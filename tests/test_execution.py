@@ -342,7 +342,7 @@ def test_delay_sweep_rows_smoothness_and_plot(tmp_path):
     from robolearn.eval.smoothness import smoothness
 
     log = []
-    records = rollout(lambda n: build_executor({"name": "rtc", "s": 4, "delay": 2}, policy, n), task, 3, 2,
+    records = rollout(lambda n, w: build_executor({"name": "rtc", "s": 4, "delay": 2}, policy, n), task, 3, 2,
                       obs_horizon=2, progress=False, on_step=lambda venv, obs, act, alive: log.append((act, alive)))
     first = [(a[0], al[0]) for a, al in log if al[0]][: records[0]["length"]]
     acts = np.stack([a for a, _ in first])

@@ -150,6 +150,6 @@ def test_rollout_stops_stepping_an_env_whose_episode_ended():
         def act(self, obs):
             return np.zeros((len(obs["state"]), 4), np.float32)
 
-    recs = rollout(lambda n: Still(), Task(), n_episodes=3, n_envs=3, progress=False)
+    recs = rollout(lambda n, w: Still(), Task(), n_episodes=3, n_envs=3, progress=False)
     assert [r["length"] for r in recs] == [3, 7, 11]
     assert [e.steps_after_end for e in made] == [0, 0, 0]

@@ -83,7 +83,7 @@ def evaluate_with_errors(policy, task, labeler, exec_cfg: dict | None, n_episode
         theirs = np.stack([labeler.act(venv.envs[i], {k: v[i] for k, v in obs.items()}) for i in idx])
         errors.append(_clip(mine[:, 0], bounds) - theirs)
 
-    def factory(n: int):
+    def factory(n: int, wave: int):
         return _LastFrames(build_executor(exec_cfg, policy, n, generator=gen), policy.obs_horizon)
 
     records = rollout(factory, task, n_episodes, n_envs, seed_start, to, progress=progress, desc="eval",

@@ -14,7 +14,7 @@ import numpy as np
 
 from robolearn.config import write_json
 from robolearn.eval.metrics import summarize
-from robolearn.eval.rollout import rollout
+from robolearn.eval.rollout import rollout, wave_generator
 from robolearn.execution import build_executor
 
 
@@ -32,7 +32,6 @@ def sweep(policy, task, executors: list[dict[str, Any]], delays: list[int], n_ep
     ``executors``: exec configs (as in ``configs/exec``; an optional ``label`` names the line).
     Every combination is validated before the first rollout, so a bad one (say rtc with
     s < delay) fails at once. With ``out_dir``: ``delay_sweep.json`` and ``delay_sweep.png``."""
-    import torch
 
     plan = []
     for cfg in executors:
@@ -44,8 +43,8 @@ def sweep(policy, task, executors: list[dict[str, Any]], delays: list[int], n_ep
             plan.append((label, d, c))
     rows = []
     for label, d, c in plan:
-        gen = torch.Generator(device=policy.device).manual_seed(seed)
-        records = rollout(lambda n, c=c, gen=gen: build_executor(c, policy, n, generator=gen), task, n_episodes,
+        records = rollout(lambda n, w, c=c: build_executor(c, policy, n, generator=wave_generator(policy, seed, w)),
+                          task, n_episodes,
                           n_envs, seed_start, policy.obs_horizon, progress=progress, desc=f"{label} d={d}")
         rows.append({"executor": label, "delay": d, **summarize(records)})
     if out_dir:

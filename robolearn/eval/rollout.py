@@ -92,11 +92,14 @@ def make_env_batch(task, n_envs: int, n_render: int = 0, workers: int = 0):
 def rollout(act_fn_factory: Callable[[int], Any], task, n_episodes: int, n_envs: int = 10,
             seed_start: int = 100_000, obs_horizon: int = 1, video_dir: str | Path | None = None,
             n_videos: int = 0, progress: bool = True, desc: str = "eval",
-            on_step: Callable | None = None, workers: int = 0) -> list[dict]:
+            on_step: Callable | None = None, workers: int = 0, waves: list[int] | None = None) -> list[dict]:
     """Run ``n_episodes`` and return one record per episode.
 
-    ``act_fn_factory(n)`` returns an object with ``reset()`` and ``act(obs_history) -> (n, A)``:
-    an Executor around a policy, or an expert adapter. ``on_step(venv, obs, actions, alive)``
+    Episodes run in waves of ``n_envs`` (wave w: seeds ``seed_start + w * n_envs`` onwards);
+    ``waves`` runs only those (a shard of a distributed evaluation). ``act_fn_factory(n, wave)``
+    returns an object with ``reset()`` and ``act(obs_history) -> (n, A)``: an Executor around a
+    policy, or an expert adapter; built per wave, so a wave's results never depend on which
+    other waves ran before it in this process. ``on_step(venv, obs, actions, alive)``
     lets interactive algorithms (DAgger) see every visited state (in-process envs only).
     ``workers`` > 1 steps the envs in that many processes (same per-episode results).
     """
@@ -107,14 +110,18 @@ def rollout(act_fn_factory: Callable[[int], Any], task, n_episodes: int, n_envs:
     venv = make_env_batch(task, n_envs, n_render=n_videos, workers=workers)
     hist = ObsHistory(obs_horizon)
     records: list[dict] = []
-    bar = tqdm(total=n_episodes, desc=desc, disable=not progress, dynamic_ncols=True)
+    all_waves = list(range(-(-n_episodes // n_envs)))
+    waves = all_waves if waves is None else [w for w in all_waves if w in set(waves)]
+    bar = tqdm(total=sum(min(n_envs, n_episodes - w * n_envs) for w in waves), desc=desc, disable=not progress,
+               dynamic_ncols=True)
     try:
-        for wave_start in range(0, n_episodes, n_envs):
+        for wave in waves:
+            wave_start = wave * n_envs
             n_live = min(n_envs, n_episodes - wave_start)
             seeds = [seed_start + wave_start + i for i in range(n_envs)]
             obs, info = venv.reset(seed=seeds)
             hist.reset(obs)
-            actor = act_fn_factory(n_envs)
+            actor = act_fn_factory(n_envs, wave)
             actor.reset()
             alive = np.arange(n_envs) < n_live
             max_score = np.full(n_envs, -np.inf)
@@ -174,19 +181,37 @@ def write_video(frames: list[np.ndarray], path: Path, fps: int = 10) -> None:
     imageio.mimwrite(path, frames, fps=fps, macro_block_size=1)
 
 
-def evaluate_policy(policy, task, exec_cfg: dict | None, out_dir: str | Path | None, n_episodes: int = 50,
-                    n_envs: int = 10, seed_start: int = 100_000, n_videos: int = 0, progress: bool = True,
-                    seed: int = 0, workers: int = 0) -> dict:
-    """Roll a policy out through an executor; write metrics.json (and videos) to ``out_dir``."""
+def wave_generator(policy, seed: int, wave: int):
+    """The sampling noise of one evaluation wave: seeded by (seed, wave), so any process that
+    runs the wave draws the same noise."""
     import torch
 
+    return torch.Generator(device=policy.device).manual_seed(seed * 1_000_003 + wave)
+
+
+def evaluate_policy(policy, task, exec_cfg: dict | None, out_dir: str | Path | None, n_episodes: int = 50,
+                    n_envs: int = 10, seed_start: int = 100_000, n_videos: int = 0, progress: bool = True,
+                    seed: int = 0, workers: int = 0, dist=None) -> dict | None:
+    """Roll a policy out through an executor; write metrics.json (and videos) to ``out_dir``.
+
+    ``dist`` (a ``robolearn.train.dist.Dist`` of a torchrun launch) splits the waves over the
+    ranks (wave w on rank w mod world) and gathers every episode on rank 0, which summarizes
+    and writes; the per-episode results equal a single-process evaluation's. Other ranks get None."""
     from robolearn.execution import build_executor
 
     build_executor(exec_cfg, policy, max(1, min(n_envs, n_episodes)))  # bad options fail before any env starts
-    gen = torch.Generator(device=policy.device).manual_seed(seed)
-    records = rollout(lambda n: build_executor(exec_cfg, policy, n, generator=gen), task, n_episodes, n_envs,
-                      seed_start, policy.obs_horizon, video_dir=(Path(out_dir) / "videos") if out_dir else None,
-                      n_videos=n_videos, progress=progress, workers=workers)
+    rank, world = (dist.rank, dist.world) if dist is not None else (0, 1)
+    n_waves = -(-n_episodes // max(1, min(n_envs, n_episodes)))
+    records = rollout(lambda n, w: build_executor(exec_cfg, policy, n, generator=wave_generator(policy, seed, w)),
+                      task, n_episodes, n_envs, seed_start, policy.obs_horizon,
+                      video_dir=(Path(out_dir) / "videos") if out_dir and rank == 0 else None,
+                      n_videos=n_videos, progress=progress and rank == 0, workers=workers,
+                      waves=[w for w in range(n_waves) if w % world == rank])
+    if world > 1:
+        shards = dist.gather(records)
+        if shards is None:
+            return None
+        records = sorted((r for shard in shards for r in shard), key=lambda r: r["seed"])
     metrics = summarize(records)
     metrics["seed_start"] = seed_start
     metrics["exec"] = exec_cfg

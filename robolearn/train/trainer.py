@@ -29,13 +29,21 @@ from robolearn.data.normalizer import Normalizer
 from robolearn.data.sampler import WindowSampler
 from robolearn.errors import ConfigError
 from robolearn.policy import ChunkPolicy, obs_name, spec_from_array
+from robolearn.train import dist as distributed
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """``auto``: CUDA when present (under torchrun, the GPU of this rank's LOCAL_RANK), else CPU."""
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device={name}: CUDA is not available on this machine")
+    if name in ("auto", "cuda") and torch.cuda.is_available():
+        import os
+
+        local = int(os.environ.get("LOCAL_RANK", 0))
+        torch.cuda.set_device(local)
+        return torch.device("cuda", local)
+    if name == "auto":
+        return torch.device("cpu")
     return torch.device(name)
 
 
@@ -153,16 +161,40 @@ class DataBundle:
         return sampler.random_batch(size, rng)
 
 
+class _Loss(torch.nn.Module):
+    """The policy's loss as ``forward``: DistributedDataParallel synchronizes gradients of what
+    its forward ran, and a policy's training entry point is ``compute_loss``."""
+
+    def __init__(self, policy: ChunkPolicy):
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        return self.policy.compute_loss(batch)
+
+
 def train(cfg, run_dir: str | Path, progress: bool = True, data: DataBundle | None = None,
-          init_from: ChunkPolicy | None = None) -> Path:
-    """Train a ChunkPolicy; returns the path of the final (EMA) checkpoint."""
+          init_from: ChunkPolicy | None = None, dist: distributed.Dist | None = None) -> Path:
+    """Train a ChunkPolicy; returns the path of the final (EMA) checkpoint.
+
+    With ``dist`` (the process group of a ``torchrun`` launch, see ``robolearn.train.dist``) this
+    is data-parallel: ``algo.batch_size`` is the global batch, split evenly over the ranks; each
+    rank draws its own windows (seeded by seed and rank); rank 0 alone keeps the EMA and writes
+    the run directory. Without it, one process, as always."""
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     algo = cfg.algo
     plan = eval_plan(cfg)  # bad evaluation settings fail before anything is written
-    save_config(cfg, run_dir / "config.yaml")
-    seed_everything(int(cfg.seed))
     device = pick_device(str(cfg.get("device", "auto")))
+    dist = dist or distributed.Dist()
+    batch_size = int(algo.batch_size)
+    if batch_size % dist.world:
+        raise ConfigError(f"algo.batch_size: the global batch must divide evenly over the {dist.world} processes "
+                          f"of this launch, found {batch_size}")
+    local_batch = batch_size // dist.world
+    if dist.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
+    seed_everything(int(cfg.seed))
     data = data or DataBundle(cfg, cfg.data or cfg.task.data)
 
     policy = ChunkPolicy(to_dict(cfg.policy), data.obs_spec, data.action_dim, data.normalizer).to(device)
@@ -174,17 +206,26 @@ def train(cfg, run_dir: str | Path, progress: bool = True, data: DataBundle | No
     if callable(fit) and init_from is None:  # e.g. quantile bins of the autoregressive head (kept when warm)
         acts = data.batch(data.train, min(len(data.train), 20000), np.random.default_rng(0))["action"]
         fit(policy.normalizer.normalize("action", torch.as_tensor(acts, device=device).float()))
+    # rank 0 keeps the EMA; the others hold a copy that receives it for sharded evaluations
     ema = copy.deepcopy(policy).requires_grad_(False)
 
     steps = int(algo.steps)
     opt = torch.optim.AdamW(policy.parameters(), lr=float(algo.lr), betas=tuple(algo.get("betas", (0.9, 0.999))),
                             weight_decay=float(algo.weight_decay))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(int(algo.warmup_steps), steps))
-    rng = np.random.default_rng(int(cfg.seed))
+    # one stream of windows (and of loss noise) per rank; a world of one keeps the plain seed
+    rng = np.random.default_rng(int(cfg.seed) if dist.world == 1 else [int(cfg.seed), dist.rank])
+    if dist.world > 1:
+        torch.manual_seed(int(cfg.seed) * 1_000_003 + dist.rank)
     start = 0
     resume_file = run_dir / "resume" / "state.pt"
     if resume_file.exists():
         st = torch.load(resume_file, map_location=device, weights_only=True)
+        saved_world = int(st.get("world_size", 1))
+        if saved_world != dist.world:
+            raise ConfigError(f"{resume_file}: written by a launch of {saved_world} process(es), this one has "
+                              f"{dist.world}; re-launch with {saved_world} (torchrun --nproc_per_node) to resume "
+                              "exactly, or start a new run_dir")
         policy.load_state_dict(st["model"])
         ema.load_state_dict(st["ema"])
         opt.load_state_dict(st["opt"])
@@ -192,23 +233,51 @@ def train(cfg, run_dir: str | Path, progress: bool = True, data: DataBundle | No
         start = int(st["step"])
         if start >= steps and (run_dir / "train_summary.json").exists():
             return run_dir / "checkpoints" / "last"  # finished before: keep its summary and timing
-        rng.bit_generator.state = _unpack_rng(st["np_rng"])
-        torch.set_rng_state(st["torch_rng"].cpu())
+        np_state, torch_state = (st["np_rng"], st["torch_rng"]) if saved_world == 1 else \
+            (st["np_rng_ranks"][dist.rank], st["torch_rng_ranks"][dist.rank])
+        rng.bit_generator.state = _unpack_rng(np_state)
+        torch.set_rng_state(torch_state.cpu())
+    model = policy
+    if dist.world > 1:  # after resume: DDP starts from rank 0's weights, identical anyway
+        from torch.nn.parallel import DistributedDataParallel
 
-    from torch.utils.tensorboard import SummaryWriter
+        model = DistributedDataParallel(_Loss(policy), device_ids=[device.index] if device.type == "cuda" else None,
+                                        find_unused_parameters=True)
+    try:
+        return _loop(cfg, run_dir, progress, data, policy, model, ema, opt, sched, rng, start, steps, local_batch,
+                     plan, dist, device, resume_file)
+    except RuntimeError as e:
+        if dist.active and _is_comm_error(e):
+            raise distributed.lost_rank_error(dist, e) from None
+        raise
 
-    writer = SummaryWriter(str(run_dir / "tb"))
+
+def _is_comm_error(e: BaseException) -> bool:
+    text = f"{type(e).__name__} {e}".lower()
+    return any(w in text for w in ("gloo", "nccl", "connection", "timed out", "timeout", "peer", "distbackend"))
+
+
+def _loop(cfg, run_dir, progress, data, policy, model, ema, opt, sched, rng, start, steps, local_batch, plan, dist,
+          device, resume_file) -> Path:
+    algo = cfg.algo
+    main = dist.is_main
+    writer = None
+    if main:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(run_dir / "tb"))
     amp = device.type == "cuda"
-    history: list[dict[str, float]] = _read_history(run_dir) if start else []
+    history: list[dict[str, float]] = _read_history(run_dir) if start and main else []
     t0, seen = time.time(), 0
     train_s = history[-1].get("train_s", 0.0) if history else 0.0  # wall-clock of training alone
     t_last = time.time()
-    bar = tqdm(range(start, steps), initial=start, total=steps, desc="train", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(range(start, steps), initial=start, total=steps, desc="train", disable=not (progress and main),
+               dynamic_ncols=True)
     for step in bar:
         policy.train()
-        batch = to_torch(data.batch(data.train, int(algo.batch_size), rng), device)
+        batch = to_torch(data.batch(data.train, local_batch, rng), device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            out = policy.compute_loss(batch)
+            out = model(batch) if model is not policy else policy.compute_loss(batch)
         loss = out["loss"]
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower algo.lr or check the data")
@@ -217,56 +286,70 @@ def train(cfg, run_dir: str | Path, progress: bool = True, data: DataBundle | No
         gnorm = torch.nn.utils.clip_grad_norm_(policy.parameters(), float(algo.grad_clip))
         opt.step()
         sched.step()
-        decay = min(float(algo.ema_decay), (1 + step) / (10 + step))
-        ema_update(ema, policy, decay)
-        seen += int(algo.batch_size)
+        if main:
+            decay = min(float(algo.ema_decay), (1 + step) / (10 + step))
+            ema_update(ema, policy, decay)
+        seen += local_batch * dist.world
         done = step + 1
         now = time.time()
         train_s += now - t_last
         t_last = now
         evaluate_now = plan is not None and (done % plan["every"] == 0 or done == steps)
         if done % int(algo.log_every) == 0 or done == steps or evaluate_now:
-            rec = {"step": done, "loss": loss.item(), "grad_norm": gnorm.item(), "lr": sched.get_last_lr()[0],
-                   "train_s": train_s}
-            if data.val is not None and (done % int(algo.val_every) == 0 or done == steps):
+            rec = {"step": done, "loss": dist.mean(loss.item()), "grad_norm": gnorm.item(),
+                   "lr": sched.get_last_lr()[0], "train_s": train_s}
+            if main and data.val is not None and (done % int(algo.val_every) == 0 or done == steps):
                 rec["val_loss"] = validate(ema, data, int(algo.batch_size))
             if evaluate_now:
-                rec.update(evaluate_during_training(ema, plan))
-                bar.write(f"step {done}: eval score {rec['eval_score']:.3f} success {rec['eval_success']:.2f} "
-                          f"({rec['eval_s']:.0f} s)")
-            for k, v in rec.items():
-                if k != "step" and np.isscalar(v):
-                    writer.add_scalar(f"{'eval' if k.startswith('eval_') else 'train'}/{k}", v, done)
-            history.append(rec)
+                dist.broadcast_module(ema)
+                ev = evaluate_during_training(ema, plan, dist)
+                if main:
+                    rec.update(ev)
+                    bar.write(f"step {done}: eval score {rec['eval_score']:.3f} success {rec['eval_success']:.2f} "
+                              f"({rec['eval_s']:.0f} s)")
+            if main:
+                for k, v in rec.items():
+                    if k != "step" and np.isscalar(v):
+                        writer.add_scalar(f"{'eval' if k.startswith('eval_') else 'train'}/{k}", v, done)
+                history.append(rec)
+                bar.set_postfix(loss=f"{rec['loss']:.4f}", **({"val": f"{rec['val_loss']:.4f}"} if "val_loss" in rec else {}))
             t_last = time.time()  # validation and evaluation do not count as training time
-            bar.set_postfix(loss=f"{rec['loss']:.4f}", **({"val": f"{rec['val_loss']:.4f}"} if "val_loss" in rec else {}))
         if done % int(algo.ckpt_every) == 0 or done == steps:
-            ema.save(run_dir / "checkpoints" / "last", extra={"step": done, "task": to_dict(cfg.task)})
-            _save_resume(resume_file, policy, ema, opt, sched, done, rng)
-            write_json(history, run_dir / "train_history.json")
-    writer.close()
+            rngs = dist.gather((_pack_rng(rng.bit_generator.state), torch.get_rng_state()))
+            if main:
+                ema.save(run_dir / "checkpoints" / "last", extra={"step": done, "task": to_dict(cfg.task)})
+                _save_resume(resume_file, policy, ema, opt, sched, done, rngs)
+                write_json(history, run_dir / "train_history.json")
+            t_last = time.time()
     elapsed = time.time() - t0
-    summary = {"steps": steps, "seconds": elapsed, "samples_per_s": seen / max(elapsed, 1e-9),
-               "train_seconds": train_s, "final_loss": history[-1]["loss"] if history else None,
-               "n_train_episodes": data.n_train_episodes, "device": str(device)}
-    if plan is not None:
-        summary["eval"] = eval_summary(history, plan["last_k"])
-    write_json(summary, run_dir / "train_summary.json")
-    plot_history(history, run_dir / "loss.png")
-    plot_evals(history, run_dir / "eval.png", str(cfg.task.name))
+    if main:
+        writer.close()
+        summary = {"steps": steps, "seconds": elapsed, "samples_per_s": seen / max(elapsed, 1e-9),
+                   "train_seconds": train_s, "final_loss": history[-1]["loss"] if history else None,
+                   "n_train_episodes": data.n_train_episodes, "device": str(device), "world_size": dist.world}
+        if plan is not None:
+            summary["eval"] = eval_summary(history, plan["last_k"])
+        write_json(summary, run_dir / "train_summary.json")
+        plot_history(history, run_dir / "loss.png")
+        plot_evals(history, run_dir / "eval.png", str(cfg.task.name))
+    dist.barrier()  # the run directory is complete before any rank returns
     return run_dir / "checkpoints" / "last"
 
 
-def evaluate_during_training(ema: ChunkPolicy, plan: dict[str, Any]) -> dict[str, float]:
-    """One closed-loop evaluation of the EMA weights; the global RNG is left as it was, so a
-    run with evaluations trains exactly like one without."""
+def evaluate_during_training(ema: ChunkPolicy, plan: dict[str, Any], dist=None) -> dict[str, float]:
+    """One closed-loop evaluation of the EMA weights (its waves split over the ranks of a
+    distributed run); the global RNG is left as it was, so a run with evaluations trains exactly
+    like one without. Returns the metrics on rank 0, {} elsewhere."""
     from robolearn.eval.rollout import evaluate_policy
 
     state = torch.get_rng_state()
     t = time.time()
     m = evaluate_policy(ema, plan["task"], plan["exec"], None, n_episodes=plan["episodes"], n_envs=plan["n_envs"],
-                        seed_start=plan["seed_start"], progress=False, workers=eval_workers(plan["workers"]))
+                        seed_start=plan["seed_start"], progress=False, workers=eval_workers(plan["workers"]),
+                        dist=dist)
     torch.set_rng_state(state)
+    if m is None:
+        return {}
     return {"eval_score": m["mean_max_score"], "eval_success": m["success_rate"],
             "eval_success_ci95": m["success_ci95"], "eval_episodes": m["episodes"], "eval_s": time.time() - t}
 
@@ -337,13 +420,19 @@ def _unpack_rng(p: dict) -> dict:
             "has_uint32": int(p["has_uint32"]), "uinteger": int(p["uinteger"])}
 
 
-def _save_resume(path: Path, policy, ema, opt, sched, step: int, rng: np.random.Generator) -> None:
-    """Training state for exact resume; loaded with ``weights_only=True`` (no arbitrary code)."""
+def _save_resume(path: Path, policy, ema, opt, sched, step: int, rngs: list[tuple[dict, torch.Tensor]]) -> None:
+    """Training state for exact resume; loaded with ``weights_only=True`` (no arbitrary code).
+    ``rngs``: every rank's (numpy, torch) generator state; a world of one keeps the single-process
+    layout."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    torch.save({"model": policy.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
-                "sched": sched.state_dict(), "step": step, "np_rng": _pack_rng(rng.bit_generator.state),
-                "torch_rng": torch.get_rng_state()}, tmp)
+    state = {"model": policy.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
+             "sched": sched.state_dict(), "step": step}
+    if len(rngs) == 1:
+        state.update(np_rng=rngs[0][0], torch_rng=rngs[0][1])
+    else:
+        state.update(world_size=len(rngs), np_rng_ranks=[r[0] for r in rngs], torch_rng_ranks=[r[1] for r in rngs])
+    torch.save(state, tmp)
     tmp.replace(path)
 
 

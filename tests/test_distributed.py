@@ -1,0 +1,180 @@
+"""Data-parallel training and sharded work under real ``torchrun`` (gloo, 2 CPU processes):
+a 2-rank run writes its run directory from rank 0 alone, reloads in a fresh process and resumes
+bit-exactly after SIGKILL; sharded evaluation equals the single-process one episode by episode;
+a 2-rank ablation trains every model once; bad launches stop with one line."""
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+TRAIN = ["task=fetch_reach", "algo.batch_size=32", "algo.log_every=10", "algo.ckpt_every=20", "algo.val_every=20",
+         "algo.warmup_steps=5", "device=cpu"]
+
+
+def _env() -> dict:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MUJOCO_GL": "egl", "PYTHONPATH": str(Path(__file__).parents[1])}
+
+
+def torchrun(*args: str, n: int = 2, timeout: float = 300) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}", "-m", "robolearn",
+           *args]
+    return subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=timeout)
+
+
+def plain(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "robolearn", *args], env=_env(), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def reach(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("data") / "reach.zarr"
+    r = plain("collect", "fetch_reach", "--episodes", "12", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def ddp_run(reach, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("ddp") / "run"
+    r = torchrun("train", *TRAIN, f"data={reach}", f"run_dir={run}", "algo.steps=60")
+    assert r.returncode == 0, r.stderr[-2000:]
+    return run
+
+
+def _weights(ckpt: Path) -> dict:
+    from safetensors.numpy import load_file
+
+    return load_file(str(ckpt / "model.safetensors"))
+
+
+def test_two_rank_run_writes_once_and_reloads_in_a_fresh_process(ddp_run):
+    assert sorted(p.name for p in ddp_run.iterdir()) == sorted(
+        ["checkpoints", "config.yaml", "loss.png", "resume", "tb", "train_history.json", "train_summary.json"])
+    assert len(list((ddp_run / "tb").iterdir())) == 1  # one TensorBoard writer: rank 0's
+    assert not list(ddp_run.rglob("*.tmp"))
+    summary = json.loads((ddp_run / "train_summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["steps"] == 60
+    hist = json.loads((ddp_run / "train_history.json").read_text())
+    assert [h["step"] for h in hist] == [10, 20, 30, 40, 50, 60]
+    code = ("import sys, numpy as np; from robolearn.policy import ChunkPolicy; p = ChunkPolicy.load(sys.argv[1]);"
+            "print(p.predict_chunk({'state': np.zeros((1, p.obs_horizon, 13), np.float32)}).shape)")
+    out = subprocess.run([sys.executable, "-c", code, str(ddp_run / "checkpoints" / "last")], env=_env(),
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip().startswith("(1, ")
+
+
+def test_killed_two_rank_run_resumes_bit_exactly(reach, ddp_run, tmp_path):
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "robolearn",
+           "train", *TRAIN, f"data={reach}", f"run_dir={run}", "algo.steps=60"]
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline and proc.poll() is None and not (run / "resume" / "state.pt").exists():
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        os.killpg(proc.pid, signal.SIGKILL)  # the launcher and both ranks, no cleanup
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert not (run / "train_summary.json").exists()
+    r = torchrun("train", *TRAIN, f"data={reach}", f"run_dir={run}", "algo.steps=60")
+    assert r.returncode == 0, r.stderr[-2000:]
+    a, b = _weights(run / "checkpoints" / "last"), _weights(ddp_run / "checkpoints" / "last")
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_sharded_evaluation_equals_single_process(ddp_run, tmp_path):
+    r2 = torchrun("eval", str(ddp_run), "--episodes", "5", "--n-envs", "2", "--videos", "0", "--out", str(tmp_path / "two"))
+    r1 = plain("eval", str(ddp_run), "--episodes", "5", "--n-envs", "2", "--videos", "0", "--out", str(tmp_path / "one"))
+    assert r1.returncode == 0 and r2.returncode == 0, (r1.stderr[-1000:], r2.stderr[-1000:])
+    one = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    two = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    assert [e["seed"] for e in two["episodes"]] == list(range(100_000, 100_005))
+    assert one["episodes"] == two["episodes"]
+
+
+TINY = """
+name: tiny_ddp
+seeds: [0]
+train: [algo.steps=20, algo.batch_size=32, algo.warmup_steps=5, algo.log_every=10, algo.val_every=20,
+        algo.ckpt_every=10, device=cpu]
+eval: {episodes: 2, n_envs: 2}
+tasks:
+  reach: {overrides: [task=fetch_reach], collect: {episodes: 4}}
+variants:
+  regression: {train: [policy=regression]}
+  mdn: {train: [policy=mdn]}
+  mdn_mode: {from: mdn, sample: {eval_mode: mode}}
+  mlp_wide: {train: [policy=regression, "policy.head.hidden=[64,64]"]}
+"""
+
+
+def test_two_rank_ablation_trains_each_model_once(tmp_path):
+    exp = tmp_path / "tiny.yaml"
+    exp.write_text(TINY)
+    out = tmp_path / "out"
+    r = torchrun("ablate", str(exp), "--out", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    trained = sorted(p.parents[2].name for p in out.glob("train/*/reach/s0/tb"))
+    assert trained == ["mdn", "mlp_wide", "regression"]
+    for tb in out.glob("train/*/reach/s0/tb"):
+        assert len(list(tb.iterdir())) == 1, f"{tb}: trained more than once"
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(r["variant"] for r in rows) == ["mdn", "mdn_mode", "mlp_wide", "regression"]
+
+
+def test_batch_not_divisible_by_world_size_is_one_line(reach, tmp_path):
+    r = torchrun("train", *TRAIN, f"data={reach}", f"run_dir={tmp_path / 'run'}", "algo.steps=5",
+                 "algo.batch_size=33")
+    assert r.returncode != 0
+    mine = [ln for ln in r.stderr.splitlines() if ln.startswith("robolearn train")]
+    assert mine and all("algo.batch_size" in ln and "33" in ln for ln in mine), r.stderr[-2000:]
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_with_another_world_size_is_one_line(ddp_run, reach):
+    r = plain("train", *TRAIN, f"data={reach}", f"run_dir={ddp_run}", "algo.steps=80")
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and "2 process(es)" in r.stderr and "this one has 1" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_a_dying_rank_stops_the_others(reach, tmp_path):
+    """Rank 1 is killed mid-run: the launch ends (non-zero) within a bounded time, not a hang."""
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "robolearn",
+           "train", *TRAIN, f"data={reach}", f"run_dir={run}", "algo.steps=100000", "algo.ckpt_every=50",
+           "dist_timeout_s=60"]
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline and not (run / "resume" / "state.pt").exists():
+            time.sleep(0.05)
+        ranks = subprocess.run(["pgrep", "-f", f"run_dir={run}"], capture_output=True, text=True).stdout.split()
+        workers = [int(p) for p in ranks if int(p) != proc.pid]
+        assert len(workers) == 2, ranks
+        os.kill(max(workers), signal.SIGKILL)  # the later-started rank
+        t = time.time()
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode != 0
+        assert time.time() - t < 120
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
