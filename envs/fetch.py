@@ -35,6 +35,12 @@ STEP_M = 0.031  # metres the gripper moves per unit action per step (measured; 0
 
 
 def _register() -> None:
+    try:  # gymnasium-robotics prints a notice about its Adroit tasks on import; robolearn uses none of them
+        from farama_notifications import notifications
+
+        notifications.pop("gymnasium_robotics", None)
+    except ImportError:
+        pass
     import gymnasium_robotics
 
     gym.register_envs(gymnasium_robotics)

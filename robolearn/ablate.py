@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from robolearn.config import compose, load_yaml, save_config, to_dict, write_json
+from robolearn.config import compose, find_config, load_yaml, save_config, to_dict, write_json
 from robolearn.errors import ConfigError
 from robolearn.eval.metrics import wilson_interval
 from robolearn.train.dist import shard_ranks
@@ -49,9 +49,26 @@ CELL_FIELDS = ["variant", "task", "seed", "components", "nfe", "success_rate", "
 # ---------------------------------------------------------------------------------------------
 # experiment file
 
-def load_experiment(path: str | Path) -> DictConfig:
+def load_experiment(path: str | Path, overrides: list[str] | None = None) -> DictConfig:
+    """The experiment file, with command-line ``overrides`` for every cell: ``eval.episodes=10``
+    (and ``eval.n_envs`` / ``eval.seed_start``) set the evaluation, anything else (``algo.steps=500``)
+    is appended to the experiment's training overrides."""
     path = Path(path)
+    if not path.is_file() and find_config("experiment", str(path)) is not None:
+        path = find_config("experiment", str(path))
     exp = load_yaml(path)
+    for o in overrides or []:
+        k, sep, v = o.partition("=")
+        if not sep:
+            raise ConfigError(f"override {o!r}: expected key=value")
+        if k.startswith("eval."):
+            if k[5:] not in ("episodes", "n_envs", "seed_start"):
+                raise ConfigError(f"override {o!r}: expected eval.episodes, eval.n_envs or eval.seed_start")
+            import yaml
+
+            exp.eval = {**(exp.get("eval") or {}), k[5:]: yaml.safe_load(v)}
+        else:
+            exp.train = [*(exp.get("train") or []), o]
     for key in ("tasks", "variants"):
         if not isinstance(exp.get(key), DictConfig) or len(exp[key]) == 0:
             raise ConfigError(f"{path}: key {key!r}: expected a non-empty mapping of name -> settings")
@@ -184,7 +201,8 @@ def _nfe(policy_head: dict) -> int | None:
 
 
 def run_experiment(path: str | Path, out: str | Path | None = None, progress: bool = True,
-                   only_tasks: list[str] | None = None, only_seeds: list[int] | None = None) -> list[dict]:
+                   only_tasks: list[str] | None = None, only_seeds: list[int] | None = None,
+                   overrides: list[str] | None = None) -> list[dict]:
     """Run (or finish) the grid; ``only_tasks`` / ``only_seeds`` select part of it, e.g. to split
     the seeds over several processes sharing one output directory (cells never overlap); a last
     run without them then writes the results of the whole grid."""
@@ -192,7 +210,7 @@ def run_experiment(path: str | Path, out: str | Path | None = None, progress: bo
 
     from tqdm import tqdm
 
-    exp = load_experiment(path)
+    exp = load_experiment(path, overrides)
     out = Path(out or exp.get("out") or f"runs/ablate/{exp._name}")
     out.mkdir(parents=True, exist_ok=True)
     save_config(exp, out / "experiment.yaml")

@@ -1,4 +1,4 @@
-"""The ``robolearn`` command: collect | train | eval | quickstart | inspect.
+"""The ``robolearn`` command: collect | train | eval | dagger | dart | ablate | convert | inspect | list | quickstart.
 
 Overrides use ``key=value`` (``task=pusht``, ``policy.head.loss=mse``, ``algo.steps=2000``).
 User errors print one line and exit 2; nothing is half-written (datasets grow episode by
@@ -57,6 +57,9 @@ def cmd_train(a) -> int:
             from robolearn.errors import ConfigError
 
             raise ConfigError("run_dir: expected an explicit run_dir under torchrun (ranks must agree on it), found none")
+        from robolearn.config import refuse_changed_settings
+
+        refuse_changed_settings(cfg, run_dir, a.continue_with_new_settings, "--continue-with-new-settings")
         ckpt = train(cfg, run_dir, dist=dist)
         if dist.is_main:
             print(f"checkpoint: {ckpt}")
@@ -176,7 +179,8 @@ def cmd_inspect(a) -> int:
 def cmd_interactive(a) -> int:
     from robolearn.algos.dagger import main as interactive_main
 
-    return interactive_main(a.overrides, default_algo=a.default_algo, prog_name=f"robolearn {a.cmd}")
+    return interactive_main(a.overrides, default_algo=a.default_algo, prog_name=f"robolearn {a.cmd}",
+                            allow_changed=a.continue_with_new_settings)
 
 
 def cmd_ablate(a) -> int:
@@ -188,11 +192,49 @@ def cmd_ablate(a) -> int:
     except ValueError:
         raise ConfigError(f"--seeds: expected comma-separated integers, got {a.seeds!r}") from None
     rows = run_experiment(a.experiment, out=a.out, progress=True,
-                          only_tasks=[t.strip() for t in a.tasks.split(",")] if a.tasks else None, only_seeds=seeds)
-    exp = load_experiment(a.experiment)
+                          only_tasks=[t.strip() for t in a.tasks.split(",")] if a.tasks else None, only_seeds=seeds,
+                          overrides=a.overrides)
+    exp = load_experiment(a.experiment, a.overrides)
     out = Path(a.out or exp.get("out") or f"runs/ablate/{exp._name}")
     print(markdown_table(aggregate(rows, exp.get("reference")), exp.get("reference")))
     print(f"results: {out / 'results.csv'}, {out / 'results.md'}, {out / 'results.png'}")
+    return 0
+
+
+def cmd_convert(a) -> int:
+    from robolearn.data.formats import convert, summary_line
+
+    s = convert(a.src, a.dst, fmt=a.from_, image_size=a.image_size, fps=a.fps, vcodec=a.vcodec, progress=True)
+    if s.get("key_map"):
+        print("keys: " + ", ".join(f"{k} -> {v}" for k, v in s["key_map"].items()))
+    if s.get("masks"):
+        print("masks: " + ", ".join(f"{k} ({n} episodes)" for k, n in s["masks"].items()))
+    print(f"converted {s['from']}: " + summary_line(s))
+    return 0
+
+
+def catalogue() -> dict[str, list[str]]:
+    """Every name a user can pick, by what it is."""
+    from envs import task_names
+    from robolearn.config import group_options
+    from robolearn.execution import EXECUTORS
+    from robolearn.heads.base import head_names
+
+    return {"tasks (task=)": group_options("task"), "simulated tasks (envs)": task_names(),
+            "policies (policy=)": group_options("policy"), "heads (policy.head.name=)": head_names(),
+            "encoder presets (policy.encoder.preset=)": group_options("policy/encoder"),
+            "algorithms (algo=)": group_options("algo"), "executors (--exec / exec=)": sorted(EXECUTORS),
+            "recipes (recipe=)": group_options("recipe"), "experiments (robolearn ablate)": group_options("experiment")}
+
+
+def cmd_list(a) -> int:
+    from robolearn.config import DEFAULTS, config_dirs
+
+    for what, names in catalogue().items():
+        print(f"{what}: {', '.join(names)}")
+    print("top-level keys: " + ", ".join(f"{k}={v}" for k, v in DEFAULTS.items() if not isinstance(v, dict)) +
+          ", eval.episodes, eval.n_envs, eval.seed_start, eval.videos, eval.workers")
+    print("config folders (first match wins): " + ", ".join(str(d) for d in config_dirs()))
     return 0
 
 
@@ -203,9 +245,21 @@ def cmd_quickstart(a) -> int:
     return 0
 
 
+def _choices_epilog() -> str:
+    try:
+        return "choices:\n" + "\n".join(f"  {what}: {', '.join(names)}" for what, names in catalogue().items())
+    except Exception:  # the help must print even if a config folder is broken
+        return "choices: robolearn list"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="robolearn", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="cmd", required=True)
+    p = argparse.ArgumentParser(prog="robolearn", description=__doc__.splitlines()[0].split(": ", 1)[-1],
+                                epilog="robolearn list: every task, policy, head, executor and recipe. "
+                                       "robolearn COMMAND --help: that command's options.")
+    p.add_argument("--config-dir", action="append", default=[],
+                   help="a folder of your own configs (<group>/<name>.yaml) searched before the shipped ones; "
+                        "./configs in the working directory is searched too")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
     c = sub.add_parser("collect", help="run a scripted expert and write demos to zarr")
     c.add_argument("task")
@@ -220,9 +274,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--append", action="store_true", help="add episodes to an existing dataset at --out")
     c.set_defaults(fn=cmd_collect)
 
-    t = sub.add_parser("train", help="train a chunked policy: key=value overrides (task=, policy=, data=, algo.steps=)")
+    t = sub.add_parser("train", help="train a chunked policy: key=value overrides (task=, policy=, data=, algo.steps=)",
+                       description="Train a chunked policy. Overrides are key=value: group choices (task=NAME, "
+                                   "policy=NAME, algo=NAME, exec=NAME, recipe=NAME) and dotted keys "
+                                   "(algo.steps=2000, policy.head.num_steps=4, data=PATH, run_dir=DIR, seed=1).",
+                       epilog=_choices_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("overrides", nargs="*")
     t.add_argument("--eval-episodes", type=int, default=0, help="evaluate the final checkpoint on N episodes")
+    t.add_argument("--continue-with-new-settings", action="store_true",
+                   help="resume a run_dir whose saved config.yaml differs from these settings (refused otherwise)")
     t.set_defaults(fn=cmd_train)
 
     e = sub.add_parser("eval", help="evaluate a checkpoint (or run dir) in simulation")
@@ -239,10 +299,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(fn=cmd_eval)
 
     q = sub.add_parser("quickstart", help="collect FetchPush demos, train, evaluate, print the table")
-    q.add_argument("--out", default="runs/quickstart")
-    q.add_argument("--episodes", type=int, default=200)
-    q.add_argument("--steps", type=int, default=3000)
-    q.add_argument("--eval-episodes", type=int, default=50)
+    q.add_argument("--out", default="runs/quickstart", help="folder for the demos, the run and its evaluation")
+    q.add_argument("--episodes", type=int, default=200, help="expert demonstrations to collect")
+    q.add_argument("--steps", type=int, default=3000, help="training steps (batch 256)")
+    q.add_argument("--eval-episodes", type=int, default=50, help="evaluation episodes (seeds from 100000)")
     q.set_defaults(fn=cmd_quickstart)
 
     for name, algo, what in (("dagger", "dagger", "DAgger rounds (algo=hg_dagger for HG-DAgger)"),
@@ -250,6 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
         d = sub.add_parser(name, help=f"{what}: key=value overrides (task=, run_dir=, algo.rounds=, algo.expert=CKPT); "
                                       "re-run to resume")
         d.add_argument("overrides", nargs="*")
+        d.add_argument("--continue-with-new-settings", action="store_true",
+                       help="resume a run_dir whose saved config.yaml differs from these settings (refused otherwise)")
         d.set_defaults(fn=cmd_interactive, default_algo=algo)
 
     ab = sub.add_parser("ablate", help="variants x tasks x seeds from configs/experiment/<name>.yaml; re-run to resume")
@@ -257,7 +319,24 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--out", default=None, help="results directory (default: the experiment's out, or runs/ablate/<name>)")
     ab.add_argument("--tasks", default=None, help="run only these tasks of the grid (comma-separated)")
     ab.add_argument("--seeds", default=None, help="run only these seeds (comma-separated): split a grid over processes")
+    ab.add_argument("overrides", nargs="*", help="budget for every cell: training overrides (algo.steps=500) and "
+                                                 "eval.episodes= / eval.n_envs= / eval.seed_start=")
     ab.set_defaults(fn=cmd_ablate)
+
+    cv = sub.add_parser("convert", help="convert demos: LeRobot v3.0/v2.1 or robomimic hdf5 -> zarr, zarr -> LeRobot v3.0",
+                        description="Convert SRC to DST. The format of SRC is detected (a folder with meta/info.json: "
+                                    "LeRobot; a .hdf5 file: robomimic; a zarr store: written as LeRobot v3.0).")
+    cv.add_argument("src")
+    cv.add_argument("dst", help="a new path (an existing one is refused)")
+    cv.add_argument("--from", dest="from_", choices=["lerobot", "robomimic", "zarr"], default=None,
+                    help="source format, when detection cannot tell")
+    cv.add_argument("--image-size", type=int, default=None, help="resize decoded frames to N x N")
+    cv.add_argument("--fps", type=float, default=None, help="zarr -> LeRobot: frame rate (default: the store's fps, or 10)")
+    cv.add_argument("--vcodec", default="libx264", help="zarr -> LeRobot: video codec (libx264 | libsvtav1)")
+    cv.set_defaults(fn=cmd_convert)
+
+    ls = sub.add_parser("list", help="every task, policy, head, encoder preset, algorithm, executor, recipe and experiment")
+    ls.set_defaults(fn=cmd_list)
 
     i = sub.add_parser("inspect", help="describe a zarr dataset; optionally render an episode to video")
     i.add_argument("path")
@@ -269,11 +348,35 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """Options may stand anywhere on the line, also after key=value overrides
+    (``robolearn eval RUN --exec rtc s=8 delay=2 --episodes 20``): the command's own parser reads
+    its arguments intermixed."""
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    top, rest = parser.parse_known_args(argv)
+    if not rest:
+        return top
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[top.cmd]
+    i = argv.index(top.cmd)
+    ns = sub.parse_intermixed_args(argv[i + 1:])
+    for k, v in vars(top).items():
+        if not hasattr(ns, k) or k in ("cmd", "config_dir"):
+            setattr(ns, k, v)
+    return ns
+
+
 def main(argv: list[str] | None = None) -> int:
     from robolearn.errors import RobolearnError
 
-    args = build_parser().parse_args(argv)
+    args = parse(argv)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        _explain_launcher_stop(args.cmd)
     try:
+        from robolearn.config import add_config_dir
+
+        for d in args.config_dir:
+            add_config_dir(d)
         return int(args.fn(args) or 0)
     except RobolearnError as e:
         world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -283,6 +386,19 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"robolearn {args.cmd}: interrupted", file=sys.stderr)
         return 130
+
+
+def _explain_launcher_stop(cmd: str) -> None:
+    """torchrun stops the other ranks with SIGTERM when one fails: say so in one line."""
+    import signal
+
+    def stop(signum, frame):
+        print(f"robolearn {cmd} [rank {os.environ.get('RANK', '?')}/{os.environ.get('WORLD_SIZE')}]: stopped by the "
+              "launcher because another rank failed (see above); re-launch the same command to resume from the last "
+              "checkpoint", file=sys.stderr, flush=True)
+        os._exit(143)
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 if __name__ == "__main__":

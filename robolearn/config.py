@@ -8,7 +8,9 @@ would be a framework inside the framework; the group-selection part we need is t
 A run config has the groups ``task``, ``policy``, ``algo``, ``exec`` (each a YAML file under
 ``configs/<group>/<name>.yaml``) and top-level keys (``data``, ``run_dir``, ``eval``, ...).
 On the command line, ``task=fetch_push`` picks a file and ``policy.head.loss=mse`` overrides
-a single value.
+a single value. ``recipe=NAME`` (``configs/recipe/NAME.yaml``: a documented list of such
+overrides, e.g. the Push-T CPU recipe) stands for its overrides, placed where it stands on the
+line, so later overrides change it.
 """
 from __future__ import annotations
 
@@ -38,16 +40,55 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+_EXTRA_DIRS: list[Path] = []  # set by --config-dir
+
+
 def config_root() -> Path:
+    """The configs shipped inside the package (``robolearn/configs``; ``configs/`` in a checkout
+    is a link to it)."""
+    return Path(__file__).resolve().parent / "configs"
+
+
+def add_config_dir(path: str | Path) -> None:
+    """A user's config folder (``--config-dir``): searched before the shipped configs."""
+    p = Path(path)
+    if not p.is_dir():
+        raise ConfigError(f"--config-dir {p}: expected a folder of configs (<group>/<name>.yaml), found no such folder")
+    _EXTRA_DIRS.insert(0, p.resolve())
+
+
+def config_dirs() -> list[Path]:
+    """Where ``group=name`` is looked up, first match wins: ``--config-dir`` folders, then
+    ``$ROBOLEARN_CONFIGS``, then ``./configs`` of the working directory, then the shipped configs.
+    A user's folder may hold only the files it adds or overrides."""
+    dirs = list(_EXTRA_DIRS)
     env = os.environ.get("ROBOLEARN_CONFIGS")
     if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[1] / "configs"
+        dirs.append(Path(env))
+    local = Path.cwd() / "configs"
+    if local.is_dir():
+        dirs.append(local)
+    dirs.append(config_root())
+    out: list[Path] = []
+    for d in dirs:
+        r = d.resolve()
+        if r not in out:
+            out.append(r)
+    return out
+
+
+def find_config(group: str, name: str) -> Path | None:
+    """``<dir>/<group>/<name>.yaml`` in the first config folder that has it."""
+    for d in config_dirs():
+        p = d / group / f"{name}.yaml"
+        if p.is_file():
+            return p
+    return None
 
 
 def group_options(group: str) -> list[str]:
-    d = config_root() / group
-    return sorted(p.stem for p in d.glob("*.yaml")) if d.is_dir() else []
+    names = {p.stem for d in config_dirs() if (d / group).is_dir() for p in (d / group).glob("*.yaml")}
+    return sorted(names)
 
 
 def load_yaml(path: str | Path) -> DictConfig:
@@ -64,9 +105,10 @@ def load_yaml(path: str | Path) -> DictConfig:
 
 
 def load_group(group: str, name: str) -> DictConfig:
-    path = Path(name) if name.endswith(".yaml") else config_root() / group / f"{name}.yaml"
-    if not path.is_file():
-        raise ConfigError(f"{group}={name}: no file {path}; choose one of: {', '.join(group_options(group)) or '(none)'}")
+    path = Path(name) if name.endswith(".yaml") else find_config(group, name)
+    if path is None or not path.is_file():
+        where = path or f"{group}/{name}.yaml in " + ", ".join(str(d) for d in config_dirs())
+        raise ConfigError(f"{group}={name}: no file {where}; choose one of: {', '.join(group_options(group)) or '(none)'}")
     cfg = load_yaml(path)
     cfg["_name"] = path.stem
     return cfg
@@ -74,7 +116,7 @@ def load_group(group: str, name: str) -> DictConfig:
 
 def compose(overrides: list[str] | None = None, base: dict[str, Any] | None = None) -> DictConfig:
     """Defaults <- base <- group files chosen by ``group=name`` <- dotted overrides."""
-    overrides = list(overrides or [])
+    overrides = expand_recipes(list(overrides or []))
     choice = dict(DEFAULTS)
     if base:
         choice.update({k: v for k, v in base.items() if k in GROUPS and isinstance(v, str)})
@@ -101,6 +143,63 @@ def compose(overrides: list[str] | None = None, base: dict[str, Any] | None = No
     except OmegaConfBaseException as e:
         raise ConfigError(f"bad override in {dotted}: {str(e).splitlines()[0]}") from None
     return cfg
+
+
+def expand_recipes(overrides: list[str], depth: int = 0) -> list[str]:
+    """Replace each ``recipe=NAME`` by the overrides listed in ``configs/recipe/NAME.yaml``
+    (a recipe may start from another)."""
+    if depth > 8:
+        raise ConfigError("recipe: expected recipes to end within 8 levels, found a cycle")
+    out: list[str] = []
+    for o in overrides:
+        k, _, v = o.partition("=")
+        if k.strip() != "recipe":
+            out.append(o)
+            continue
+        path = Path(v) if v.endswith(".yaml") else find_config("recipe", v)
+        if path is None or not path.is_file():
+            raise ConfigError(f"recipe={v}: no file {path or 'recipe/' + v + '.yaml'}; choose one of: "
+                              f"{', '.join(group_options('recipe')) or '(none)'}")
+        items = load_yaml(path).get("overrides")
+        if not OmegaConf.is_list(items) or not all(isinstance(i, str) and "=" in i for i in items):
+            raise ConfigError(f"{path}: key 'overrides': expected a list of key=value strings, found {items!r}")
+        out.extend(expand_recipes([str(i) for i in items], depth + 1))
+    return out
+
+
+# keys that say where or how a run executes, not what it learns: resuming with others is fine
+RUN_ENV_KEYS = ("device", "dist_timeout_s", "eval.videos", "eval.workers")
+
+
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(d, dict):
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: d}
+
+
+def changed_settings(cfg: DictConfig, saved_path: str | Path) -> list[str]:
+    """What differs between ``cfg`` and a run directory's saved ``config.yaml``, one
+    ``key: saved -> now`` string per key (empty when there is no saved config)."""
+    saved_path = Path(saved_path)
+    if not saved_path.is_file():
+        return []
+    old, new = _flat(to_dict(load_yaml(saved_path))), _flat(to_dict(cfg))
+    keys = sorted(set(old) | set(new))
+    return [f"{k}: {old.get(k, '(absent)')} -> {new.get(k, '(absent)')}" for k in keys
+            if k not in RUN_ENV_KEYS and old.get(k) != new.get(k)]
+
+
+def refuse_changed_settings(cfg: DictConfig, run_dir: str | Path, allowed: bool, flag: str) -> None:
+    """Re-running a command in an existing run directory resumes it; with other settings that
+    would silently mix two runs, so it stops and says what differs (unless ``allowed``)."""
+    diff = changed_settings(cfg, Path(run_dir) / "config.yaml")
+    if diff and not allowed:
+        shown = "; ".join(diff[:4]) + (f"; and {len(diff) - 4} more" if len(diff) > 4 else "")
+        raise ConfigError(f"{run_dir}: holds a run with other settings ({shown}); choose a new run_dir, or add "
+                          f"{flag} to resume it with these")
 
 
 def to_dict(cfg: DictConfig | dict) -> dict[str, Any]:

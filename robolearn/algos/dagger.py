@@ -305,7 +305,7 @@ def ensure_heldout(task, labeler, path: Path, n: int, progress: bool = True) -> 
     buf = ReplayBuffer.open(path, mode="a") if path.exists() else ReplayBuffer.create(path)
     env = task.make_env()
     try:
-        for i in tqdm(range(buf.n_episodes, n), desc="held-out expert episodes", disable=not progress):
+        for i in tqdm(range(buf.n_episodes, n), desc="held-out expert episodes", disable=not progress or n <= buf.n_episodes):
             segs, _ = run_episode(task, env, labeler, HELDOUT_SEED + i, Actor("expert"),
                                   np.random.default_rng(i), chunk_labels=False)
             buf.add_episode(segs[0])
@@ -463,7 +463,8 @@ def run_dagger(cfg: DictConfig, run_dir: str | Path, progress: bool = True) -> d
     return run_rounds(cfg, run_dir, plan_round, progress)
 
 
-def main(argv: list[str] | None = None, default_algo: str | None = None, prog_name: str = "robolearn interactive") -> int:
+def main(argv: list[str] | None = None, default_algo: str | None = None, prog_name: str = "robolearn interactive",
+         allow_changed: bool = False) -> int:
     """``robolearn dagger task=fetch_push run_dir=runs/x [key=value ...]`` (also ``robolearn dart``,
     ``robolearn dagger algo=hg_dagger`` and ``python -m robolearn.algos.dagger algo=...``).
     Run the same command again to resume."""
@@ -483,6 +484,9 @@ def main(argv: list[str] | None = None, default_algo: str | None = None, prog_na
             raise ConfigError(f"algo={cfg.algo._name}: expected an interactive algo config with rounds "
                               "(dagger | hg_dagger | dart)")
         run_dir = Path(cfg.run_dir or f"runs/{cfg.task._name}_{cfg.algo.name}_s{cfg.seed}")
+        from robolearn.config import refuse_changed_settings
+
+        refuse_changed_settings(cfg, run_dir, allow_changed, "--continue-with-new-settings")
         if str(cfg.algo.name) == "dart":
             from robolearn.algos.dart import run_dart
 

@@ -176,12 +176,12 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_preset(name: str) -> dict[str, Any]:
-    from robolearn.config import config_root, load_yaml
+    from robolearn.config import find_config, group_options, load_yaml
 
-    path = config_root() / "policy" / "encoder" / f"{name}.yaml"
-    if not path.is_file():
-        have = sorted(p.stem for p in path.parent.glob("*.yaml"))
-        raise ConfigError(f"encoder.preset={name}: no file {path}; choose one of: {', '.join(have) or '(none)'}")
+    path = find_config("policy/encoder", name)
+    if path is None:
+        have = group_options("policy/encoder")
+        raise ConfigError(f"encoder.preset={name}: no file policy/encoder/{name}.yaml; choose one of: {', '.join(have) or '(none)'}")
     return _as_dict(load_yaml(path))
 
 

@@ -88,9 +88,12 @@ def init(device: torch.device, timeout_s: float = 1800.0) -> Dist:
 
 
 def lost_rank_error(dist: Dist, err: BaseException) -> RobolearnError:
+    import re
+
     first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    return RobolearnError(f"rank {dist.rank}/{dist.world}: another rank stopped or stopped answering ({first[:160]}); "
-                          "this rank stops too. Re-launch the same command to resume from the last checkpoint")
+    first = re.sub(r"\[[^\]]*\.(cc|cpp|h):\d+\]\s*", "", first).split(". ")[0]  # drop C++ source locations
+    return RobolearnError(f"another of the {dist.world} ranks stopped or stopped answering ({first[:120]}); this rank "
+                          "stops too. Re-launch the same command to resume from the last checkpoint")
 
 
 def shard_ranks() -> tuple[int, int]:

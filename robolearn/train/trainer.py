@@ -27,7 +27,7 @@ from robolearn.config import save_config, to_dict, write_json
 from robolearn.data.dataset import load_dataset, train_val_split
 from robolearn.data.normalizer import Normalizer
 from robolearn.data.sampler import WindowSampler
-from robolearn.errors import ConfigError
+from robolearn.errors import ConfigError, DataError
 from robolearn.policy import ChunkPolicy, obs_name, spec_from_array
 from robolearn.train import dist as distributed
 
@@ -129,6 +129,23 @@ def eval_workers(setting) -> int:
     return idle + 1 if idle >= 1 else 0
 
 
+def _check_data_path(cfg, data_path) -> None:
+    """A missing dataset says where the path came from and how to set it."""
+    if data_path is None or str(data_path) in ("", "None"):
+        raise ConfigError(f"data: expected the path of a zarr dataset for task {cfg.task.name} (data=PATH), found none")
+    if Path(data_path).exists():
+        return
+    import re
+
+    from omegaconf import OmegaConf
+
+    raw = str(OmegaConf.to_container(cfg.task, resolve=False).get("data"))
+    var = re.search(r"oc\.env:(\w+)", raw)
+    hint = f"set {var.group(1)}=PATH or pass data=PATH" if var and not cfg.get("data") else "pass data=PATH"
+    raise DataError(f"{data_path}: no dataset at this path (task {cfg.task.name}; {hint}; "
+                    f"working directory {Path.cwd()})")
+
+
 class DataBundle:
     """What training needs from a dataset: windows for train/val, specs and a fitted normalizer."""
 
@@ -137,12 +154,24 @@ class DataBundle:
         obs_entries = task_obs_entries(cfg)
         self.obs_keys = [obs_name(e) for e in obs_entries]
         self.action_key = cfg.task.get("action_key", "action")
+        _check_data_path(cfg, data_path)
         self.buffer, arrays = load_dataset(data_path, obs_entries, action_key=self.action_key)
         ends = np.asarray(self.buffer.episode_ends)
         n_eps = len(ends)
         if algo.get("max_episodes"):
             n_eps = min(n_eps, int(algo.max_episodes))
-        train_eps, val_eps = train_val_split(n_eps, float(algo.get("val_fraction", 0.0)), seed=int(cfg.seed))
+        val_mask = algo.get("val_mask")
+        if val_mask:  # a stored split (robomimic's mask/<filter>, kept by `robolearn convert`)
+            masks = dict(self.buffer.attrs.get("masks") or {})
+            if val_mask not in masks:
+                raise ConfigError(f"algo.val_mask={val_mask}: expected one of the dataset's masks {sorted(masks)}, "
+                                  f"found no such mask in {data_path}")
+            val_eps = np.array(sorted(e for e in masks[val_mask] if e < n_eps), dtype=np.int64)
+            train_eps = np.setdiff1d(np.arange(n_eps), val_eps)
+            if not len(train_eps):
+                raise ConfigError(f"algo.val_mask={val_mask}: expected episodes left for training, found none")
+        else:
+            train_eps, val_eps = train_val_split(n_eps, float(algo.get("val_fraction", 0.0)), seed=int(cfg.seed))
         self.n_train_episodes = len(train_eps)
         self.obs_spec = {k: spec_from_array(arrays[k]) for k in self.obs_keys}
         self.action_dim = int(arrays[self.action_key].shape[-1])

@@ -1,0 +1,129 @@
+"""The command line as a newcomer meets it: options anywhere on the line, every choice findable
+from --help and `robolearn list`, budgets for `ablate` from the command line, a changed re-run
+refused with what differs, user config folders, and a wheel that works outside the repository."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "robolearn", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+
+
+@pytest.fixture(scope="module")
+def reach(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("d") / "reach.zarr"
+    r = cli("collect", "fetch_reach", "--episodes", "8", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "Adroit" not in r.stderr  # gymnasium-robotics' notice about tasks robolearn does not use
+    return out
+
+
+@pytest.fixture(scope="module")
+def run(reach, tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("r") / "run"
+    r = cli("train", "task=fetch_reach", f"data={reach}", f"run_dir={d}", "algo.steps=20", "algo.batch_size=16")
+    assert r.returncode == 0, r.stderr
+    return d
+
+
+def test_executor_options_anywhere_on_the_line(run, tmp_path):
+    """The README's `robolearn eval RUN --exec rtc s=4 delay=2` (options before and after)."""
+    r = cli("eval", str(run), "--exec", "rtc", "s=4", "delay=2", "--episodes", "2", "--videos", "0",
+            "--out", str(tmp_path / "e"))
+    assert r.returncode == 0, r.stderr
+    import json
+
+    m = json.loads((tmp_path / "e" / "metrics.json").read_text())["summary"]
+    assert m["exec"]["s"] == 4 and m["exec"]["delay"] == 2 and m["episodes"] == 2
+
+
+def test_every_choice_is_findable():
+    top = cli("--help").stdout
+    for cmd in ("collect", "train", "eval", "dagger", "dart", "ablate", "convert", "inspect", "list", "quickstart"):
+        assert cmd in top, cmd
+    train = cli("train", "--help").stdout
+    for name in ("pusht_keypoints", "flow", "diffusion", "rtc", "dagger", "pusht_keypoints_cpu"):
+        assert name in train, name
+    listing = cli("list")
+    assert listing.returncode == 0
+    for name in ("fetch_push", "mip", "ensemble", "image_small", "much_ado", "hg_dagger"):
+        assert name in listing.stdout, name
+    q = cli("quickstart", "--help").stdout
+    assert "expert demonstrations" in q and "training steps" in q
+
+
+def test_ablate_budget_from_the_command_line(tmp_path):
+    from robolearn.ablate import load_experiment
+
+    exp = load_experiment("much_ado", ["algo.steps=50", "eval.episodes=4"])
+    assert exp.train[-1] == "algo.steps=50" and exp.eval.episodes == 4
+    r = cli("ablate", "much_ado", "eval.videos=1", "--out", str(tmp_path / "x"))
+    assert r.returncode == 2 and "eval.episodes, eval.n_envs or eval.seed_start" in r.stderr
+
+
+def test_rerun_with_changed_settings_is_refused_with_the_difference(run, reach):
+    before = (run / "config.yaml").read_text()
+    r = cli("train", "task=fetch_reach", f"data={reach}", f"run_dir={run}", "algo.steps=40", "algo.batch_size=16")
+    assert r.returncode == 2
+    assert "algo.steps: 20 -> 40" in r.stderr and "--continue-with-new-settings" in r.stderr
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    assert (run / "config.yaml").read_text() == before  # nothing overwritten
+    same = cli("train", "task=fetch_reach", f"data={reach}", f"run_dir={run}", "algo.steps=20", "algo.batch_size=16")
+    assert same.returncode == 0, same.stderr  # the same command resumes (here: finds it finished)
+
+
+def test_user_config_folder_adds_and_overrides(tmp_path, reach):
+    (tmp_path / "configs" / "policy").mkdir(parents=True)
+    (tmp_path / "configs" / "policy" / "tiny_mlp.yaml").write_text(
+        "obs_horizon: 1\nhorizon: 4\nn_action_steps: 2\nnormalizer: minmax\nencoder: {lowdim: {hidden: []}}\n"
+        "head: {name: regression, hidden: [8], loss: l1}\n")
+    r = cli("train", "task=fetch_reach", "policy=tiny_mlp", f"data={reach}", "run_dir=run", "algo.steps=5",
+            "algo.batch_size=8", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "hidden:\n    - 8" in (tmp_path / "run" / "config.yaml").read_text()
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    r = cli("--config-dir", str(tmp_path / "configs"), "list", cwd=other)
+    assert "tiny_mlp" in r.stdout
+
+
+@pytest.mark.slow
+def test_wheel_carries_the_configs_and_runs_outside_the_repository(tmp_path, reach):
+    """Build the wheel, install it (no editable link) into a venv that borrows this one's
+    dependencies, and train from another directory."""
+    wheels = tmp_path / "wheels"
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q",
+                        "-w", str(wheels)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    whl = next(wheels.glob("robolearn-*.whl"))
+    names = zipfile.ZipFile(whl).namelist()
+    assert "robolearn/configs/task/pusht_keypoints.yaml" in names and "envs/pusht.py" in names
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    deps = next(p for p in map(Path, sys.path) if p.name == "site-packages" and (p / "torch").is_dir())
+    (site / "borrowed_deps.pth").write_text(str(deps) + "\n")  # dependencies only: the editable robolearn link is not read
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--target", str(site),
+                        str(whl)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    work = tmp_path / "work"
+    work.mkdir()
+    py = str(venv / "bin" / "python")
+    where = subprocess.run([py, "-c", "import robolearn; print(robolearn.__file__)"], capture_output=True, text=True,
+                           cwd=work, env={**os.environ, "PYTHONPATH": ""}).stdout
+    assert str(site) in where, where
+    r = subprocess.run([py, "-m", "robolearn", "train", "task=fetch_reach", f"data={reach}", "run_dir=run",
+                        "algo.steps=10", "algo.batch_size=8"], capture_output=True, text=True, cwd=work,
+                       env={**os.environ, "PYTHONPATH": "", "OMP_NUM_THREADS": "1"}, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (work / "run" / "checkpoints" / "last" / "model.safetensors").is_file()
