@@ -1,5 +1,6 @@
 """Simulated tasks by name. Modules are imported on demand so that, e.g., Push-T users never
 load MuJoCo and Fetch users never load pygame."""
+
 from __future__ import annotations
 
 import inspect

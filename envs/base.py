@@ -7,6 +7,7 @@ Markovian: ``expert.act(env)`` depends only on the current simulator state, so a
 learner reaches can be labelled (DAgger), and ``get_state``/``set_state`` let an expert roll
 a whole chunk forward from a state and then put the simulator back.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -9,6 +9,7 @@ otherwise drift. Reach and Push already re-run ``mj_forward`` after each step (t
 blocked); PickAndPlace is made to do the same. The trajectory itself is unchanged, and state
 and image observations see identical physics (rendering calls ``mj_forward`` too).
 """
+
 from __future__ import annotations
 
 import os
@@ -66,11 +67,15 @@ class FetchEnv(gym.Wrapper):
         self._cam = mujoco.MjvCamera()
         self._cam.lookat[:] = CAMERA["lookat"]
         self._cam.distance, self._cam.azimuth, self._cam.elevation = (
-            CAMERA["distance"], CAMERA["azimuth"], CAMERA["elevation"])
+            CAMERA["distance"],
+            CAMERA["azimuth"],
+            CAMERA["elevation"],
+        )
         self._obs_renderer = mujoco.Renderer(self._model, image_size, image_size) if obs == "image" else None
         self._video_renderer = mujoco.Renderer(self._model, render_size, render_size) if render_size else None
         spaces: dict[str, gym.spaces.Space] = {
-            "state": gym.spaces.Box(-np.inf, np.inf, (OBS_DIMS[name] + 3,), np.float32)}
+            "state": gym.spaces.Box(-np.inf, np.inf, (OBS_DIMS[name] + 3,), np.float32)
+        }
         if obs == "image":
             spaces["img"] = gym.spaces.Box(0, 255, (image_size, image_size, 3), np.uint8)
             spaces["agent_pos"] = gym.spaces.Box(-np.inf, np.inf, (5,), np.float32)
@@ -108,8 +113,9 @@ class FetchEnv(gym.Wrapper):
         return {"physics": phys, "goal": self._u.goal.copy(), "elapsed_steps": self._time_limit._elapsed_steps}
 
     def set_sim_state(self, state: dict[str, Any]) -> None:
-        mujoco.mj_setState(self._model, self._data, np.asarray(state["physics"], dtype=np.float64),
-                           mujoco.mjtState.mjSTATE_INTEGRATION)
+        mujoco.mj_setState(
+            self._model, self._data, np.asarray(state["physics"], dtype=np.float64), mujoco.mjtState.mjSTATE_INTEGRATION
+        )
         self._u.goal = np.array(state["goal"], dtype=np.float64)
         mujoco.mj_forward(self._model, self._data)
         self._time_limit._elapsed_steps = state["elapsed_steps"]
@@ -154,8 +160,16 @@ class FetchTask:
     joints) and ``goal``; ``state`` stays, so an image dataset can also train state policies
     and the expert's privileged view is recorded next to the pixels."""
 
-    def __init__(self, name: str, obs: str = "state", image_size: int = 96, render_size: int = 256,
-                 expert: str = "scripted", max_steps: int = MAX_STEPS, expert_seed: int = 0):
+    def __init__(
+        self,
+        name: str,
+        obs: str = "state",
+        image_size: int = 96,
+        render_size: int = 256,
+        expert: str = "scripted",
+        max_steps: int = MAX_STEPS,
+        expert_seed: int = 0,
+    ):
         if name not in GYM_IDS:
             raise ConfigError(f"fetch task: expected one of {sorted(GYM_IDS)}, got {name!r}")
         if obs not in ("state", "image"):
@@ -167,17 +181,31 @@ class FetchTask:
         self.expert_kind, self.expert_seed, self.max_steps = expert, expert_seed, max_steps
         spec_obs = {"state": ObsSpec((OBS_DIMS[name] + 3,))}
         if obs == "image":
-            spec_obs |= {"img": ObsSpec((image_size, image_size, 3), "uint8", "rgb"),
-                         "agent_pos": ObsSpec((5,)), "goal": ObsSpec((3,))}
-        self.spec = TaskSpec(name=name if obs == "state" else f"{name}_image", obs=spec_obs, action_dim=4,
-                             action_low=-np.ones(4, np.float32), action_high=np.ones(4, np.float32),
-                             max_steps=max_steps, extra={"fps": 25, "gym_id": GYM_IDS[name], "obs_mode": obs})
+            spec_obs |= {
+                "img": ObsSpec((image_size, image_size, 3), "uint8", "rgb"),
+                "agent_pos": ObsSpec((5,)),
+                "goal": ObsSpec((3,)),
+            }
+        self.spec = TaskSpec(
+            name=name if obs == "state" else f"{name}_image",
+            obs=spec_obs,
+            action_dim=4,
+            action_low=-np.ones(4, np.float32),
+            action_high=np.ones(4, np.float32),
+            max_steps=max_steps,
+            extra={"fps": 25, "gym_id": GYM_IDS[name], "obs_mode": obs},
+        )
 
     def make_env(self, render: bool = False) -> FetchEnv:
         _register()
         size = max(self.image_size, self.render_size if render else 0)
-        base = gym.make(GYM_IDS[self.name], max_episode_steps=self.max_steps, disable_env_checker=True,
-                        width=max(size, 480), height=max(size, 480))  # sets the offscreen buffer size
+        base = gym.make(
+            GYM_IDS[self.name],
+            max_episode_steps=self.max_steps,
+            disable_env_checker=True,
+            width=max(size, 480),
+            height=max(size, 480),
+        )  # sets the offscreen buffer size
         return FetchEnv(base, self.name, self.obs, self.image_size, self.render_size if render else None)
 
     def get_state(self, env: gym.Env) -> dict[str, Any]:
@@ -186,7 +214,7 @@ class FetchTask:
     def set_state(self, env: gym.Env, state: dict[str, Any]) -> None:
         _find(env, FetchEnv).set_sim_state(state)
 
-    def expert(self, kind: str | None = None) -> "FetchExpert":
+    def expert(self, kind: str | None = None) -> FetchExpert:
         kind = kind or self.expert_kind
         if kind == "multimodal":
             if self.name != "fetch_push":
@@ -251,9 +279,9 @@ class PushExpert(FetchExpert):
     steering instead of a full re-approach.
     """
 
-    back = 0.06        # pre-push point distance behind the block centre (half size 0.025 + finger)
-    hover = 0.07       # travel height above the block centre
-    done = 0.015       # stop pushing when the block is this close to the goal (success: 0.05)
+    back = 0.06  # pre-push point distance behind the block centre (half size 0.025 + finger)
+    hover = 0.07  # travel height above the block centre
+    done = 0.015  # stop pushing when the block is this close to the goal (success: 0.05)
 
     def act(self, env: gym.Env) -> np.ndarray:
         s = _Sim(env)

@@ -18,6 +18,7 @@ gym-pusht's own ``reset_to_state`` sets the block position before its angle, and
 applied about the centre of gravity, so the block lands elsewhere than asked. ``reset_to_state``
 here sets the angle first, so the env's first observation equals the given state.
 """
+
 from __future__ import annotations
 
 import os
@@ -43,10 +44,19 @@ OBS_MODES = ("state", "keypoints", "image")
 # records, x/y in pixels). They are Diffusion Policy's keypoint map (farthest-point samples of
 # the T's outline); recovered here from the human dataset, whose ``keypoint`` rows are this
 # map rotated by the block angle and moved to the block position (median residual 2e-5 px).
-BLOCK_KEYPOINTS = np.array([
-    [9.269787, 90.04097], [-60.98347, -1.1867294], [60.912758, -1.393364],
-    [-0.27050352, 25.543625], [-14.064926, 122.81586], [39.00274, 32.857403],
-    [-39.966415, 32.729656], [-16.824345, 62.86318], [23.541462, -1.7002878]])
+BLOCK_KEYPOINTS = np.array(
+    [
+        [9.269787, 90.04097],
+        [-60.98347, -1.1867294],
+        [60.912758, -1.393364],
+        [-0.27050352, 25.543625],
+        [-14.064926, 122.81586],
+        [39.00274, 32.857403],
+        [-39.966415, 32.729656],
+        [-16.824345, 62.86318],
+        [23.541462, -1.7002878],
+    ]
+)
 
 
 def block_keypoints(x: float, y: float, angle: float) -> np.ndarray:
@@ -66,9 +76,14 @@ class PushTEnv(gym.Wrapper):
         self._u = env.unwrapped
         self._time_limit = _find(env, TimeLimit)
         self.obs_mode, self.angle = obs, angle
-        self.observation_space = gym.spaces.Dict({
-            k: gym.spaces.Box(0, 255, s.shape, np.uint8) if s.kind == "rgb" else gym.spaces.Box(-np.inf, np.inf, s.shape, np.float32)
-            for k, s in spec.obs.items()})
+        self.observation_space = gym.spaces.Dict(
+            {
+                k: gym.spaces.Box(0, 255, s.shape, np.uint8)
+                if s.kind == "rgb"
+                else gym.spaces.Box(-np.inf, np.inf, s.shape, np.float32)
+                for k, s in spec.obs.items()
+            }
+        )
 
     def reset(self, **kwargs) -> tuple[dict[str, np.ndarray], dict]:
         _, info = self.env.reset(**kwargs)
@@ -122,9 +137,12 @@ class PushTEnv(gym.Wrapper):
             space = pickle.dumps(u.space)
         finally:
             handler._post_solve = cb
-        state = {"space": space, "block_pose": (*u.block.position, u.block.angle),
-                 "elapsed_steps": self._time_limit._elapsed_steps,
-                 "last_action": None if u._last_action is None else np.array(u._last_action)}
+        state = {
+            "space": space,
+            "block_pose": (*u.block.position, u.block.angle),
+            "elapsed_steps": self._time_limit._elapsed_steps,
+            "last_action": None if u._last_action is None else np.array(u._last_action),
+        }
         self.set_sim_state(state)
         return state
 
@@ -153,7 +171,12 @@ class PushTEnv(gym.Wrapper):
         # score is Diffusion Policy's Push-T metric: coverage / 0.95 clipped to [0, 1], so the
         # episode maximum is comparable with the paper's 0.91-0.95; the raw coverage stays too.
         score = min(max(coverage / SUCCESS_COVERAGE, 0.0), 1.0)
-        return {**info, "coverage": float(coverage), "is_success": bool(coverage > SUCCESS_COVERAGE), "score": float(score)}
+        return {
+            **info,
+            "coverage": float(coverage),
+            "is_success": bool(coverage > SUCCESS_COVERAGE),
+            "score": float(score),
+        }
 
 
 def _width(shape: pymunk.Poly) -> float:
@@ -176,8 +199,14 @@ class PushTTask:
     task config's ``obs_keys`` defaults to): the raw-angle state is ``state`` as stored, the
     cos/sin state is derived from it, keypoints are the dataset's ``keypoint`` key."""
 
-    def __init__(self, obs: str = "state", angle: str = "raw", image_size: int = 96, render_size: int = 384,
-                 max_steps: int = MAX_STEPS):
+    def __init__(
+        self,
+        obs: str = "state",
+        angle: str = "raw",
+        image_size: int = 96,
+        render_size: int = 384,
+        max_steps: int = MAX_STEPS,
+    ):
         if obs not in OBS_MODES:
             raise ConfigError(f"task pusht: obs must be one of {list(OBS_MODES)}, got {obs!r}")
         if angle not in ANGLES:
@@ -196,18 +225,31 @@ class PushTTask:
             spec_obs = {"img": ObsSpec((image_size, image_size, 3), "uint8", "rgb"), "agent_pos": ObsSpec((2,))}
             data_keys = ("img", "agent_pos=state[0:2]")
         name = {"state": "pusht", "keypoints": "pusht_keypoints", "image": "pusht_image"}[obs]
-        self.spec = TaskSpec(name=name, obs=spec_obs, action_dim=2,
-                             action_low=np.zeros(2, np.float32), action_high=np.full(2, 512.0, np.float32),
-                             max_steps=max_steps, extra={"fps": 10, "success_coverage": SUCCESS_COVERAGE},
-                             data_keys=data_keys)
+        self.spec = TaskSpec(
+            name=name,
+            obs=spec_obs,
+            action_dim=2,
+            action_low=np.zeros(2, np.float32),
+            action_high=np.full(2, 512.0, np.float32),
+            max_steps=max_steps,
+            extra={"fps": 10, "success_coverage": SUCCESS_COVERAGE},
+            data_keys=data_keys,
+        )
 
     def make_env(self, render: bool = False) -> PushTEnv:
         import gym_pusht  # noqa: F401  (registers gym_pusht/PushT-v0)
 
-        base = gym.make("gym_pusht/PushT-v0", max_episode_steps=self.max_steps, disable_env_checker=True,
-                        obs_type="state", render_mode="rgb_array", observation_width=self.image_size,
-                        observation_height=self.image_size, visualization_width=self.render_size,
-                        visualization_height=self.render_size)
+        base = gym.make(
+            "gym_pusht/PushT-v0",
+            max_episode_steps=self.max_steps,
+            disable_env_checker=True,
+            obs_type="state",
+            render_mode="rgb_array",
+            observation_width=self.image_size,
+            observation_height=self.image_size,
+            visualization_width=self.render_size,
+            visualization_height=self.render_size,
+        )
         return PushTEnv(base, self.spec, self.obs, self.angle, render)
 
     def get_state(self, env: gym.Env) -> dict[str, Any]:

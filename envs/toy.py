@@ -20,13 +20,14 @@ Both learners have the same error (eps) on the expert's states; only on-policy d
 them apart. ``exact_cost`` solves any tabular learner by dynamic programming over the
 two-state distribution; ``simulate`` is the Monte-Carlo check of the same quantity.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
 
-OFF = -1                 # the observation of every off-chain state
+OFF = -1  # the observation of every off-chain state
 N_ACTIONS = 2
 ON_ACTION, RECOVER = 0, 1  # the expert's action on the chain / off the chain
 
@@ -79,7 +80,7 @@ class TabularLearner:
         right = rng.random(len(obs)) < p
         return np.where(right, expert_action, 1 - expert_action)
 
-    def fit(self, obs: np.ndarray, actions: np.ndarray) -> "TabularLearner":
+    def fit(self, obs: np.ndarray, actions: np.ndarray) -> TabularLearner:
         """Majority label per observation (ties go to the smaller action)."""
         table = {}
         for o in np.unique(obs):
@@ -108,8 +109,9 @@ def closed_form_costs(eps: float, horizon: int) -> dict[str, float]:
     return {"bc_never_recovers": never, "dagger_recovers": eps * horizon}
 
 
-def rollout(mdp: ChainMDP, learner: TabularLearner | None, n: int, rng: np.random.Generator,
-            beta: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def rollout(
+    mdp: ChainMDP, learner: TabularLearner | None, n: int, rng: np.random.Generator, beta: float = 0.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``n`` episodes at once. With prob ``beta`` the expert acts instead (DAgger's mixture;
     ``learner=None`` means the expert alone). Returns visited obs (n, H), expert labels (n, H)
     and the per-episode cost (n,)."""
@@ -144,8 +146,16 @@ def train_bc(mdp: ChainMDP, eps: float, n_demos: int, unseen: str = "stay") -> T
     return TabularLearner(eps, unseen=unseen).fit(obs.ravel(), labels.ravel())
 
 
-def train_dagger(mdp: ChainMDP, eps: float, n_demos: int, rounds: int, rollouts_per_round: int,
-                 seed: int = 0, beta: float = 0.0, unseen: str = "stay") -> tuple[TabularLearner, list[dict]]:
+def train_dagger(
+    mdp: ChainMDP,
+    eps: float,
+    n_demos: int,
+    rounds: int,
+    rollouts_per_round: int,
+    seed: int = 0,
+    beta: float = 0.0,
+    unseen: str = "stay",
+) -> tuple[TabularLearner, list[dict]]:
     """Round 0 is BC; each round rolls out the current learner, labels every visited state
     with the expert, aggregates and refits. Returns the final learner and per-round records."""
     rng = np.random.default_rng(seed)
@@ -158,8 +168,14 @@ def train_dagger(mdp: ChainMDP, eps: float, n_demos: int, rounds: int, rollouts_
         data_o.append(o.ravel())
         data_a.append(a.ravel())
         learner = learner.fit(np.concatenate(data_o), np.concatenate(data_a))
-        history.append({"round": r, "labels": history[-1]["labels"] + int(o.size),
-                        "exact_cost": exact_cost(mdp, learner), "visited_off": bool((o == OFF).any())})
+        history.append(
+            {
+                "round": r,
+                "labels": history[-1]["labels"] + int(o.size),
+                "exact_cost": exact_cost(mdp, learner),
+                "visited_off": bool((o == OFF).any()),
+            }
+        )
     return learner, history
 
 
@@ -181,5 +197,7 @@ if __name__ == "__main__":
         dag, _ = train_dagger(mdp, eps, n_demos=1, rounds=2, rollouts_per_round=int(np.ceil(50 / (eps * h))))
         bm, bs = simulate(mdp, bc, 200_000, seed=1)
         dm, ds = simulate(mdp, dag, 200_000, seed=2)
-        print(f"{h:>5} {exact_cost(mdp, bc):>10.4f} {bm:>9.4f}±{bs:.4f} {exact_cost(mdp, dag):>13.4f}"
-              f" {dm:>9.4f}±{ds:.4f} {eps * h * h / 2:>10.4f}")
+        print(
+            f"{h:>5} {exact_cost(mdp, bc):>10.4f} {bm:>9.4f}±{bs:.4f} {exact_cost(mdp, dag):>13.4f}"
+            f" {dm:>9.4f}±{ds:.4f} {eps * h * h / 2:>10.4f}"
+        )

@@ -1,4 +1,5 @@
 """``python -m robolearn`` (also what ``torchrun -m robolearn`` runs on every rank)."""
+
 import sys
 
 from robolearn.cli import main

@@ -24,6 +24,7 @@ go to one rank, model m to rank m mod world, so no model is ever trained twice; 
 the demos, and waits for every cell before writing the results. No process group is needed:
 cells are independent runs.
 """
+
 from __future__ import annotations
 
 import csv
@@ -32,7 +33,6 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
@@ -42,12 +42,25 @@ from robolearn.errors import ConfigError
 from robolearn.eval.metrics import wilson_interval
 from robolearn.train.dist import shard_ranks
 
-CELL_FIELDS = ["variant", "task", "seed", "components", "nfe", "success_rate", "success_lo", "success_hi",
-               "mean_max_score", "episodes", "successes", "train_seconds"]
+CELL_FIELDS = [
+    "variant",
+    "task",
+    "seed",
+    "components",
+    "nfe",
+    "success_rate",
+    "success_lo",
+    "success_hi",
+    "mean_max_score",
+    "episodes",
+    "successes",
+    "train_seconds",
+]
 
 
 # ---------------------------------------------------------------------------------------------
 # experiment file
+
 
 def load_experiment(path: str | Path, overrides: list[str] | None = None) -> DictConfig:
     """The experiment file, with command-line ``overrides`` for every cell: ``eval.episodes=10``
@@ -81,13 +94,16 @@ def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Dic
         v = v or {}
         if "from" in v:
             if v["from"] not in exp.variants or "from" in (exp.variants[v["from"]] or {}):
-                raise ConfigError(f"{path}: variants.{name}.from: expected a variant that trains its own model, "
-                                  f"found {v['from']!r}")
+                raise ConfigError(
+                    f"{path}: variants.{name}.from: expected a variant that trains its own model, found {v['from']!r}"
+                )
             if "train" in v:
                 raise ConfigError(f"{path}: variants.{name}: give either 'train' or 'from', not both")
         elif not OmegaConf.is_list(v.get("train")):
-            raise ConfigError(f"{path}: variants.{name}.train: expected a list of overrides such as "
-                              "[policy=flow, policy.head.num_steps=1]")
+            raise ConfigError(
+                f"{path}: variants.{name}.train: expected a list of overrides such as "
+                "[policy=flow, policy.head.num_steps=1]"
+            )
     for name, t in exp.tasks.items():
         if not OmegaConf.is_list((t or {}).get("overrides")):
             raise ConfigError(f"{path}: tasks.{name}.overrides: expected a list such as [task=pusht]")
@@ -125,6 +141,7 @@ def plan(exp: DictConfig) -> list[tuple[str, str, int]]:
 # ---------------------------------------------------------------------------------------------
 # running
 
+
 def _wait_for(done, what: str, poll_s: float = 2.0) -> None:
     """Poll until ``done()``; torchrun stops every rank if one fails, so this cannot wait forever
     on a dead peer."""
@@ -139,7 +156,6 @@ def _collect_data(exp: DictConfig, task_name: str, out: Path, progress: bool, ra
     if not spec:
         return None
     from envs import make_task
-
     from robolearn.algos.collect import collect
 
     dest = out / "data" / f"{task_name}.zarr"
@@ -150,8 +166,15 @@ def _collect_data(exp: DictConfig, task_name: str, out: Path, progress: bool, ra
     cfg = compose([str(o) for o in exp.tasks[task_name].overrides])
     task = make_task(cfg.task.name, **dict(cfg.task.get("kwargs") or {}))
     tmp = dest.with_name(dest.name + ".partial")
-    collect(task, int(spec.get("episodes", 100)), tmp, noise=float(spec.get("noise", 0.0)),
-            seed_start=int(spec.get("seed_start", 0)), overwrite=True, progress=progress)
+    collect(
+        task,
+        int(spec.get("episodes", 100)),
+        tmp,
+        noise=float(spec.get("noise", 0.0)),
+        seed_start=int(spec.get("seed_start", 0)),
+        overwrite=True,
+        progress=progress,
+    )
     tmp.rename(dest)  # the dataset appears only once it is complete
     return str(dest)
 
@@ -171,7 +194,6 @@ def _train_cell(cfg: DictConfig, run_dir: Path, progress: bool) -> tuple[Path, f
 
 def _eval_cell(exp: DictConfig, variant: str, cfg: DictConfig, ckpt: Path, cell_dir: Path, progress: bool) -> dict:
     from envs import make_task
-
     from robolearn.eval.rollout import evaluate_policy
     from robolearn.policy import ChunkPolicy
     from robolearn.train.trainer import pick_device
@@ -181,9 +203,18 @@ def _eval_cell(exp: DictConfig, variant: str, cfg: DictConfig, ckpt: Path, cell_
     task = make_task(cfg.task.name, **dict(cfg.task.get("kwargs") or {}))
     tmp = cell_dir.with_name(cell_dir.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    m = evaluate_policy(policy, task, to_dict(cfg.exec), tmp, n_episodes=int(cfg.eval.episodes),
-                        n_envs=int(cfg.eval.n_envs), seed_start=int(cfg.eval.seed_start), n_videos=0,
-                        progress=progress, seed=int(cfg.seed))
+    m = evaluate_policy(
+        policy,
+        task,
+        to_dict(cfg.exec),
+        tmp,
+        n_episodes=int(cfg.eval.episodes),
+        n_envs=int(cfg.eval.n_envs),
+        seed_start=int(cfg.eval.seed_start),
+        n_videos=0,
+        progress=progress,
+        seed=int(cfg.seed),
+    )
     shutil.rmtree(cell_dir, ignore_errors=True)
     tmp.rename(cell_dir)  # metrics.json appears with the finished cell, never half-written
     return m
@@ -200,13 +231,17 @@ def _nfe(policy_head: dict) -> int | None:
     return None
 
 
-def run_experiment(path: str | Path, out: str | Path | None = None, progress: bool = True,
-                   only_tasks: list[str] | None = None, only_seeds: list[int] | None = None,
-                   overrides: list[str] | None = None) -> list[dict]:
+def run_experiment(
+    path: str | Path,
+    out: str | Path | None = None,
+    progress: bool = True,
+    only_tasks: list[str] | None = None,
+    only_seeds: list[int] | None = None,
+    overrides: list[str] | None = None,
+) -> list[dict]:
     """Run (or finish) the grid; ``only_tasks`` / ``only_seeds`` select part of it, e.g. to split
     the seeds over several processes sharing one output directory (cells never overlap); a last
     run without them then writes the results of the whole grid."""
-    import json
 
     from tqdm import tqdm
 
@@ -233,8 +268,10 @@ def run_experiment(path: str | Path, out: str | Path | None = None, progress: bo
     nfe: dict[tuple[str, str], int | None] = {}
     for v in exp.variants:
         for t in exp.tasks:
-            head = {**to_dict(_cell_cfg(exp, v, t, 0, None).policy)["head"],
-                    **to_dict((exp.variants[v] or {}).get("sample") or {})}
+            head = {
+                **to_dict(_cell_cfg(exp, v, t, 0, None).policy)["head"],
+                **to_dict((exp.variants[v] or {}).get("sample") or {}),
+            }
             nfe[(v, t)] = _nfe(head)
     data = {t: _collect_data(exp, t, out, progress, rank) for t in exp.tasks if not only_tasks or t in only_tasks}
     bar = tqdm(cells, desc=f"ablate {exp._name}", disable=not progress, dynamic_ncols=True)
@@ -248,8 +285,10 @@ def run_experiment(path: str | Path, out: str | Path | None = None, progress: bo
         _eval_cell(exp, variant, cfg, ckpt, cell_dir, progress)
         write_results(finished_rows(exp, out, nfe), out, exp)
     if world > 1 and rank == 0:  # the results files cover the whole selection once every rank is done
-        _wait_for(lambda: all((out / "cells" / v / t / f"s{sd}" / "metrics.json").exists() for v, t, sd in selected),
-                  "the other ranks' cells")
+        _wait_for(
+            lambda: all((out / "cells" / v / t / f"s{sd}" / "metrics.json").exists() for v, t, sd in selected),
+            "the other ranks' cells",
+        )
     rows = finished_rows(exp, out, nfe)
     write_results(rows, out, exp)
     mine = set(selected if world > 1 and rank == 0 else cells)
@@ -269,17 +308,28 @@ def finished_rows(exp: DictConfig, out: Path, nfe: dict[tuple[str, str], int | N
         m = json.loads(f.read_text())["summary"]
         summary = out / "train" / _trained_by(exp, variant) / task / f"s{seed}" / "train_summary.json"
         secs = float(json.loads(summary.read_text())["seconds"]) if summary.exists() else float("nan")
-        rows.append({"variant": variant, "task": task, "seed": seed,
-                     "components": str((exp.variants[variant] or {}).get("components", "")),
-                     "nfe": nfe[(variant, task)], "success_rate": m["success_rate"],
-                     "success_lo": m["success_ci95"][0], "success_hi": m["success_ci95"][1],
-                     "mean_max_score": m["mean_max_score"], "episodes": m["episodes"],
-                     "successes": int(round(m["success_rate"] * m["episodes"])), "train_seconds": secs})
+        rows.append(
+            {
+                "variant": variant,
+                "task": task,
+                "seed": seed,
+                "components": str((exp.variants[variant] or {}).get("components", "")),
+                "nfe": nfe[(variant, task)],
+                "success_rate": m["success_rate"],
+                "success_lo": m["success_ci95"][0],
+                "success_hi": m["success_ci95"][1],
+                "mean_max_score": m["mean_max_score"],
+                "episodes": m["episodes"],
+                "successes": int(round(m["success_rate"] * m["episodes"])),
+                "train_seconds": secs,
+            }
+        )
     return rows
 
 
 # ---------------------------------------------------------------------------------------------
 # results
+
 
 def aggregate(rows: list[dict], reference: str | None = None) -> list[dict]:
     """One row per (variant, task): mean and std over seeds of the mean max score, success pooled
@@ -294,9 +344,21 @@ def aggregate(rows: list[dict], reference: str | None = None) -> list[dict]:
         succ, n = sum(r["successes"] for r in g), sum(r["episodes"] for r in g)
         lo, hi = wilson_interval(succ, n)
         rel = scores.mean() / ref[t] if t in ref and ref[t] > 0 else float("nan")
-        out.append({"variant": v, "task": t, "components": g[0]["components"], "nfe": g[0]["nfe"], "seeds": len(g),
-                     "score_mean": float(scores.mean()), "score_std": float(scores.std(ddof=1)) if len(g) > 1 else 0.0,
-                     "success": succ / max(n, 1), "success_lo": lo, "success_hi": hi, "relative": rel})
+        out.append(
+            {
+                "variant": v,
+                "task": t,
+                "components": g[0]["components"],
+                "nfe": g[0]["nfe"],
+                "seeds": len(g),
+                "score_mean": float(scores.mean()),
+                "score_std": float(scores.std(ddof=1)) if len(g) > 1 else 0.0,
+                "success": succ / max(n, 1),
+                "success_lo": lo,
+                "success_hi": hi,
+                "relative": rel,
+            }
+        )
     return out
 
 
@@ -305,7 +367,9 @@ def markdown_table(agg: list[dict], reference: str | None) -> str:
     variants = list(dict.fromkeys(a["variant"] for a in agg))
     by = {(a["variant"], a["task"]): a for a in agg}
     rel = f" (/{reference})" if reference else ""
-    head = "| variant | components | NFE | " + " | ".join(f"{t} score{rel} | {t} success [95% CI]" for t in tasks) + " |"
+    head = (
+        "| variant | components | NFE | " + " | ".join(f"{t} score{rel} | {t} success [95% CI]" for t in tasks) + " |"
+    )
     lines = [head, "|" + "---|" * (3 + 2 * len(tasks))]
     for v in variants:
         first = next(by[(v, t)] for t in tasks if (v, t) in by)
@@ -318,8 +382,11 @@ def markdown_table(agg: list[dict], reference: str | None) -> str:
             r = "" if np.isnan(a["relative"]) else f" ({a['relative']:.2f})"
             cells.append(f"{a['score_mean']:.3f} ± {a['score_std']:.3f}{r}")
             cells.append(f"{a['success']:.2f} [{a['success_lo']:.2f}, {a['success_hi']:.2f}]")
-        lines.append(f"| {v} | {first['components']} | {first['nfe'] if first['nfe'] is not None else ''} | "
-                     + " | ".join(cells) + " |")
+        lines.append(
+            f"| {v} | {first['components']} | {first['nfe'] if first['nfe'] is not None else ''} | "
+            + " | ".join(cells)
+            + " |"
+        )
     return "\n".join(lines)
 
 

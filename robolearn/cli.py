@@ -4,6 +4,7 @@ Overrides use ``key=value`` (``task=pusht``, ``policy.head.loss=mse``, ``algo.st
 User errors print one line and exit 2; nothing is half-written (datasets grow episode by
 episode, checkpoints and JSON files are renamed into place).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,10 +27,20 @@ def cmd_collect(a) -> int:
 
     kw = {"obs": a.obs} if a.obs else {}
     task = _task_from(a.task, kw)
-    s = collect(task, a.episodes, a.out, noise=a.noise, seed_start=a.seed_start, keep_failures=a.keep_failures,
-                overwrite=a.overwrite, append=a.append)
-    print(f"collected {s['episodes_kept']} episodes ({s['steps_kept']} steps) of {s['task']} -> {s['path']}; "
-          f"expert success {s['expert_success']:.1%} over {s['episodes_run']} episodes (noise {s['noise']})")
+    s = collect(
+        task,
+        a.episodes,
+        a.out,
+        noise=a.noise,
+        seed_start=a.seed_start,
+        keep_failures=a.keep_failures,
+        overwrite=a.overwrite,
+        append=a.append,
+    )
+    print(
+        f"collected {s['episodes_kept']} episodes ({s['steps_kept']} steps) of {s['task']} -> {s['path']}; "
+        f"expert success {s['expert_success']:.1%} over {s['episodes_run']} episodes (noise {s['noise']})"
+    )
     return 0
 
 
@@ -56,7 +67,9 @@ def cmd_train(a) -> int:
         if dist.world > 1 and not cfg.run_dir:
             from robolearn.errors import ConfigError
 
-            raise ConfigError("run_dir: expected an explicit run_dir under torchrun (ranks must agree on it), found none")
+            raise ConfigError(
+                "run_dir: expected an explicit run_dir under torchrun (ranks must agree on it), found none"
+            )
         from robolearn.config import refuse_changed_settings
 
         refuse_changed_settings(cfg, run_dir, a.continue_with_new_settings, "--continue-with-new-settings")
@@ -64,8 +77,16 @@ def cmd_train(a) -> int:
         if dist.is_main:
             print(f"checkpoint: {ckpt}")
         if a.eval_episodes:
-            return _eval_and_print(ckpt, a.eval_episodes, cfg.eval.n_envs, cfg.eval.seed_start, cfg.eval.videos,
-                                   dict(cfg.exec), run_dir / "eval", dist)
+            return _eval_and_print(
+                ckpt,
+                a.eval_episodes,
+                cfg.eval.n_envs,
+                cfg.eval.seed_start,
+                cfg.eval.videos,
+                dict(cfg.exec),
+                run_dir / "eval",
+                dist,
+            )
         return 0
     finally:
         dist.close()
@@ -79,22 +100,23 @@ def _eval_and_print(ckpt, episodes, n_envs, seed_start, videos, exec_cfg, out_di
     policy = ChunkPolicy.load(ckpt, device=pick_device("auto"))
     t = policy.meta.get("task") or {}
     task = _task_from(t.get("name"), dict(t.get("kwargs") or {}))
-    m = evaluate_policy(policy, task, exec_cfg, out_dir, n_episodes=episodes, n_envs=n_envs,
-                        seed_start=seed_start, n_videos=videos, dist=dist)
+    m = evaluate_policy(
+        policy,
+        task,
+        exec_cfg,
+        out_dir,
+        n_episodes=episodes,
+        n_envs=n_envs,
+        seed_start=seed_start,
+        n_videos=videos,
+        dist=dist,
+    )
     if m is not None:  # rank 0 (or a single process) reports
+        from robolearn.eval.metrics import results_table
+
         print(results_table([(str(ckpt), m)]))
         print(f"metrics: {Path(out_dir) / 'metrics.json'}")
     return 0
-
-
-def results_table(rows: list[tuple[str, dict]]) -> str:
-    head = f"| {'policy':<40} | episodes | success | 95% CI        | mean max score | mean length |"
-    lines = [head, "|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|"]
-    for name, m in rows:
-        lo, hi = m["success_ci95"]
-        lines.append(f"| {name[-40:]:<40} | {m['episodes']:>8} | {m['success_rate']:>7.2f} | [{lo:.2f}, {hi:.2f}]  |"
-                     f" {m['mean_max_score']:>14.3f} | {m['mean_length']:>11.1f} |")
-    return "\n".join(lines)
 
 
 def cmd_eval(a) -> int:
@@ -139,14 +161,17 @@ def _delay_sweep(ckpt: Path, execs: list[dict], a) -> int:
     t = policy.meta.get("task") or {}
     task = _task_from(t.get("name"), dict(t.get("kwargs") or {}))
     out = Path(a.out) if a.out else ckpt.parent.parent / "eval" / "delay_sweep"
-    rows = sweep(policy, task, execs, delays, n_episodes=a.episodes, n_envs=a.n_envs, seed_start=a.seed_start,
-                 out_dir=out)
+    rows = sweep(
+        policy, task, execs, delays, n_episodes=a.episodes, n_envs=a.n_envs, seed_start=a.seed_start, out_dir=out
+    )
     print(f"| {'executor':<24} | delay | success | 95% CI       | max score | jerk   | boundary jump |")
     print(f"|{'-' * 26}|-------|---------|--------------|-----------|--------|---------------|")
     for r in rows:
         lo, hi = r["success_ci95"]
-        print(f"| {r['executor'][:24]:<24} | {r['delay']:>5} | {r['success_rate']:>7.2f} | [{lo:.2f}, {hi:.2f}] |"
-              f" {r['mean_max_score']:>9.3f} | {r['mean_abs_jerk']:.4f} | {r['boundary_jump']:>13.4f} |")
+        print(
+            f"| {r['executor'][:24]:<24} | {r['delay']:>5} | {r['success_rate']:>7.2f} | [{lo:.2f}, {hi:.2f}] |"
+            f" {r['mean_max_score']:>9.3f} | {r['mean_abs_jerk']:.4f} | {r['boundary_jump']:>13.4f} |"
+        )
     print(f"table + plot: {out / 'delay_sweep.json'}, {out / 'delay_sweep.png'}")
     return 0
 
@@ -179,8 +204,12 @@ def cmd_inspect(a) -> int:
 def cmd_interactive(a) -> int:
     from robolearn.algos.dagger import main as interactive_main
 
-    return interactive_main(a.overrides, default_algo=a.default_algo, prog_name=f"robolearn {a.cmd}",
-                            allow_changed=a.continue_with_new_settings)
+    return interactive_main(
+        a.overrides,
+        default_algo=a.default_algo,
+        prog_name=f"robolearn {a.cmd}",
+        allow_changed=a.continue_with_new_settings,
+    )
 
 
 def cmd_ablate(a) -> int:
@@ -191,9 +220,14 @@ def cmd_ablate(a) -> int:
         seeds = [int(x) for x in a.seeds.split(",")] if a.seeds else None
     except ValueError:
         raise ConfigError(f"--seeds: expected comma-separated integers, got {a.seeds!r}") from None
-    rows = run_experiment(a.experiment, out=a.out, progress=True,
-                          only_tasks=[t.strip() for t in a.tasks.split(",")] if a.tasks else None, only_seeds=seeds,
-                          overrides=a.overrides)
+    rows = run_experiment(
+        a.experiment,
+        out=a.out,
+        progress=True,
+        only_tasks=[t.strip() for t in a.tasks.split(",")] if a.tasks else None,
+        only_seeds=seeds,
+        overrides=a.overrides,
+    )
     exp = load_experiment(a.experiment, a.overrides)
     out = Path(a.out or exp.get("out") or f"runs/ablate/{exp._name}")
     print(markdown_table(aggregate(rows, exp.get("reference")), exp.get("reference")))
@@ -220,11 +254,17 @@ def catalogue() -> dict[str, list[str]]:
     from robolearn.execution import EXECUTORS
     from robolearn.heads.base import head_names
 
-    return {"tasks (task=)": group_options("task"), "simulated tasks (envs)": task_names(),
-            "policies (policy=)": group_options("policy"), "heads (policy.head.name=)": head_names(),
-            "encoder presets (policy.encoder.preset=)": group_options("policy/encoder"),
-            "algorithms (algo=)": group_options("algo"), "executors (--exec / exec=)": sorted(EXECUTORS),
-            "recipes (recipe=)": group_options("recipe"), "experiments (robolearn ablate)": group_options("experiment")}
+    return {
+        "tasks (task=)": group_options("task"),
+        "simulated tasks (envs)": task_names(),
+        "policies (policy=)": group_options("policy"),
+        "heads (policy.head.name=)": head_names(),
+        "encoder presets (policy.encoder.preset=)": group_options("policy/encoder"),
+        "algorithms (algo=)": group_options("algo"),
+        "executors (--exec / exec=)": sorted(EXECUTORS),
+        "recipes (recipe=)": group_options("recipe"),
+        "experiments (robolearn ablate)": group_options("experiment"),
+    }
 
 
 def cmd_list(a) -> int:
@@ -232,8 +272,11 @@ def cmd_list(a) -> int:
 
     for what, names in catalogue().items():
         print(f"{what}: {', '.join(names)}")
-    print("top-level keys: " + ", ".join(f"{k}={v}" for k, v in DEFAULTS.items() if not isinstance(v, dict)) +
-          ", eval.episodes, eval.n_envs, eval.seed_start, eval.videos, eval.workers")
+    print(
+        "top-level keys: "
+        + ", ".join(f"{k}={v}" for k, v in DEFAULTS.items() if not isinstance(v, dict))
+        + ", eval.episodes, eval.n_envs, eval.seed_start, eval.videos, eval.workers"
+    )
     print("config folders (first match wins): " + ", ".join(str(d) for d in config_dirs()))
     return 0
 
@@ -253,12 +296,19 @@ def _choices_epilog() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="robolearn", description=__doc__.splitlines()[0].split(": ", 1)[-1],
-                                epilog="robolearn list: every task, policy, head, executor and recipe. "
-                                       "robolearn COMMAND --help: that command's options.")
-    p.add_argument("--config-dir", action="append", default=[],
-                   help="a folder of your own configs (<group>/<name>.yaml) searched before the shipped ones; "
-                        "./configs in the working directory is searched too")
+    p = argparse.ArgumentParser(
+        prog="robolearn",
+        description=__doc__.splitlines()[0].split(": ", 1)[-1],
+        epilog="robolearn list: every task, policy, head, executor and recipe. "
+        "robolearn COMMAND --help: that command's options.",
+    )
+    p.add_argument(
+        "--config-dir",
+        action="append",
+        default=[],
+        help="a folder of your own configs (<group>/<name>.yaml) searched before the shipped ones; "
+        "./configs in the working directory is searched too",
+    )
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
     c = sub.add_parser("collect", help="run a scripted expert and write demos to zarr")
@@ -274,15 +324,22 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--append", action="store_true", help="add episodes to an existing dataset at --out")
     c.set_defaults(fn=cmd_collect)
 
-    t = sub.add_parser("train", help="train a chunked policy: key=value overrides (task=, policy=, data=, algo.steps=)",
-                       description="Train a chunked policy. Overrides are key=value: group choices (task=NAME, "
-                                   "policy=NAME, algo=NAME, exec=NAME, recipe=NAME) and dotted keys "
-                                   "(algo.steps=2000, policy.head.num_steps=4, data=PATH, run_dir=DIR, seed=1).",
-                       epilog=_choices_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    t = sub.add_parser(
+        "train",
+        help="train a chunked policy: key=value overrides (task=, policy=, data=, algo.steps=)",
+        description="Train a chunked policy. Overrides are key=value: group choices (task=NAME, "
+        "policy=NAME, algo=NAME, exec=NAME, recipe=NAME) and dotted keys "
+        "(algo.steps=2000, policy.head.num_steps=4, data=PATH, run_dir=DIR, seed=1).",
+        epilog=_choices_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     t.add_argument("overrides", nargs="*")
     t.add_argument("--eval-episodes", type=int, default=0, help="evaluate the final checkpoint on N episodes")
-    t.add_argument("--continue-with-new-settings", action="store_true",
-                   help="resume a run_dir whose saved config.yaml differs from these settings (refused otherwise)")
+    t.add_argument(
+        "--continue-with-new-settings",
+        action="store_true",
+        help="resume a run_dir whose saved config.yaml differs from these settings (refused otherwise)",
+    )
     t.set_defaults(fn=cmd_train)
 
     e = sub.add_parser("eval", help="evaluate a checkpoint (or run dir) in simulation")
@@ -291,9 +348,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--n-envs", type=int, default=10)
     e.add_argument("--seed-start", type=int, default=100_000)
     e.add_argument("--videos", type=int, default=2)
-    e.add_argument("--exec", default="receding",
-                   help="executor config(s) in configs/exec/: receding | ensemble | naive_async | rtc (comma-separated with --delays)")
-    e.add_argument("--delays", default=None, help="simulated inference delays in env steps, e.g. 0,1,2,4: a sweep table + plot")
+    e.add_argument(
+        "--exec",
+        default="receding",
+        help="executor config(s) in configs/exec/: receding | ensemble | naive_async | rtc "
+        "(comma-separated with --delays)",
+    )
+    e.add_argument(
+        "--delays", default=None, help="simulated inference delays in env steps, e.g. 0,1,2,4: a sweep table + plot"
+    )
     e.add_argument("--out", default=None)
     e.add_argument("overrides", nargs="*", help="exec options for every executor, e.g. s=4 delay=2")
     e.set_defaults(fn=cmd_eval)
@@ -305,37 +368,62 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--eval-episodes", type=int, default=50, help="evaluation episodes (seeds from 100000)")
     q.set_defaults(fn=cmd_quickstart)
 
-    for name, algo, what in (("dagger", "dagger", "DAgger rounds (algo=hg_dagger for HG-DAgger)"),
-                             ("dart", "dart", "DART iterations: noise set from the learner's error")):
-        d = sub.add_parser(name, help=f"{what}: key=value overrides (task=, run_dir=, algo.rounds=, algo.expert=CKPT); "
-                                      "re-run to resume")
+    for name, algo, what in (
+        ("dagger", "dagger", "DAgger rounds (algo=hg_dagger for HG-DAgger)"),
+        ("dart", "dart", "DART iterations: noise set from the learner's error"),
+    ):
+        d = sub.add_parser(
+            name,
+            help=f"{what}: key=value overrides (task=, run_dir=, algo.rounds=, algo.expert=CKPT); re-run to resume",
+        )
         d.add_argument("overrides", nargs="*")
-        d.add_argument("--continue-with-new-settings", action="store_true",
-                       help="resume a run_dir whose saved config.yaml differs from these settings (refused otherwise)")
+        d.add_argument(
+            "--continue-with-new-settings",
+            action="store_true",
+            help="resume a run_dir whose saved config.yaml differs from these settings (refused otherwise)",
+        )
         d.set_defaults(fn=cmd_interactive, default_algo=algo)
 
     ab = sub.add_parser("ablate", help="variants x tasks x seeds from configs/experiment/<name>.yaml; re-run to resume")
     ab.add_argument("experiment")
-    ab.add_argument("--out", default=None, help="results directory (default: the experiment's out, or runs/ablate/<name>)")
+    ab.add_argument(
+        "--out", default=None, help="results directory (default: the experiment's out, or runs/ablate/<name>)"
+    )
     ab.add_argument("--tasks", default=None, help="run only these tasks of the grid (comma-separated)")
     ab.add_argument("--seeds", default=None, help="run only these seeds (comma-separated): split a grid over processes")
-    ab.add_argument("overrides", nargs="*", help="budget for every cell: training overrides (algo.steps=500) and "
-                                                 "eval.episodes= / eval.n_envs= / eval.seed_start=")
+    ab.add_argument(
+        "overrides",
+        nargs="*",
+        help="budget for every cell: training overrides (algo.steps=500) and "
+        "eval.episodes= / eval.n_envs= / eval.seed_start=",
+    )
     ab.set_defaults(fn=cmd_ablate)
 
-    cv = sub.add_parser("convert", help="convert demos: LeRobot v3.0/v2.1 or robomimic hdf5 -> zarr, zarr -> LeRobot v3.0",
-                        description="Convert SRC to DST. The format of SRC is detected (a folder with meta/info.json: "
-                                    "LeRobot; a .hdf5 file: robomimic; a zarr store: written as LeRobot v3.0).")
+    cv = sub.add_parser(
+        "convert",
+        help="convert demos: LeRobot v3.0/v2.1 or robomimic hdf5 -> zarr, zarr -> LeRobot v3.0",
+        description="Convert SRC to DST. The format of SRC is detected (a folder with meta/info.json: "
+        "LeRobot; a .hdf5 file: robomimic; a zarr store: written as LeRobot v3.0).",
+    )
     cv.add_argument("src")
     cv.add_argument("dst", help="a new path (an existing one is refused)")
-    cv.add_argument("--from", dest="from_", choices=["lerobot", "robomimic", "zarr"], default=None,
-                    help="source format, when detection cannot tell")
+    cv.add_argument(
+        "--from",
+        dest="from_",
+        choices=["lerobot", "robomimic", "zarr"],
+        default=None,
+        help="source format, when detection cannot tell",
+    )
     cv.add_argument("--image-size", type=int, default=None, help="resize decoded frames to N x N")
-    cv.add_argument("--fps", type=float, default=None, help="zarr -> LeRobot: frame rate (default: the store's fps, or 10)")
+    cv.add_argument(
+        "--fps", type=float, default=None, help="zarr -> LeRobot: frame rate (default: the store's fps, or 10)"
+    )
     cv.add_argument("--vcodec", default="libx264", help="zarr -> LeRobot: video codec (libx264 | libsvtav1)")
     cv.set_defaults(fn=cmd_convert)
 
-    ls = sub.add_parser("list", help="every task, policy, head, encoder preset, algorithm, executor, recipe and experiment")
+    ls = sub.add_parser(
+        "list", help="every task, policy, head, encoder preset, algorithm, executor, recipe and experiment"
+    )
     ls.set_defaults(fn=cmd_list)
 
     i = sub.add_parser("inspect", help="describe a zarr dataset; optionally render an episode to video")
@@ -359,7 +447,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         return top
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[top.cmd]
     i = argv.index(top.cmd)
-    ns = sub.parse_intermixed_args(argv[i + 1:])
+    ns = sub.parse_intermixed_args(argv[i + 1 :])
     for k, v in vars(top).items():
         if not hasattr(ns, k) or k in ("cmd", "config_dir"):
             setattr(ns, k, v)
@@ -393,9 +481,13 @@ def _explain_launcher_stop(cmd: str) -> None:
     import signal
 
     def stop(signum, frame):
-        print(f"robolearn {cmd} [rank {os.environ.get('RANK', '?')}/{os.environ.get('WORLD_SIZE')}]: stopped by the "
-              "launcher because another rank failed (see above); re-launch the same command to resume from the last "
-              "checkpoint", file=sys.stderr, flush=True)
+        print(
+            f"robolearn {cmd} [rank {os.environ.get('RANK', '?')}/{os.environ.get('WORLD_SIZE')}]: stopped by the "
+            "launcher because another rank failed (see above); re-launch the same command to resume from the last "
+            "checkpoint",
+            file=sys.stderr,
+            flush=True,
+        )
         os._exit(143)
 
     signal.signal(signal.SIGTERM, stop)

@@ -12,6 +12,7 @@ a single value. ``recipe=NAME`` (``configs/recipe/NAME.yaml``: a documented list
 overrides, e.g. the Push-T CPU recipe) stands for its overrides, placed where it stands on the
 line, so later overrides change it.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,12 +32,17 @@ DEFAULTS: dict[str, Any] = {
     "policy": "regression",
     "algo": "bc",
     "exec": "receding",
-    "data": None,          # path of the zarr dataset (falls back to task.data)
-    "run_dir": None,       # where checkpoints, logs and metrics land
-    "device": "auto",      # auto | cpu | cuda
+    "data": None,  # path of the zarr dataset (falls back to task.data)
+    "run_dir": None,  # where checkpoints, logs and metrics land
+    "device": "auto",  # auto | cpu | cuda
     "seed": 0,
-    "eval": {"episodes": 50, "n_envs": 10, "seed_start": 100_000, "videos": 2,
-             "workers": "auto"},  # evaluation env processes: auto (when cores are free) | 0 | N
+    "eval": {
+        "episodes": 50,
+        "n_envs": 10,
+        "seed_start": 100_000,
+        "videos": 2,
+        "workers": "auto",
+    },  # evaluation env processes: auto (when cores are free) | 0 | N
 }
 
 
@@ -108,7 +114,9 @@ def load_group(group: str, name: str) -> DictConfig:
     path = Path(name) if name.endswith(".yaml") else find_config(group, name)
     if path is None or not path.is_file():
         where = path or f"{group}/{name}.yaml in " + ", ".join(str(d) for d in config_dirs())
-        raise ConfigError(f"{group}={name}: no file {where}; choose one of: {', '.join(group_options(group)) or '(none)'}")
+        raise ConfigError(
+            f"{group}={name}: no file {where}; choose one of: {', '.join(group_options(group)) or '(none)'}"
+        )
     cfg = load_yaml(path)
     cfg["_name"] = path.stem
     return cfg
@@ -137,7 +145,9 @@ def compose(overrides: list[str] | None = None, base: dict[str, Any] | None = No
     if task_policy:
         cfg.policy = OmegaConf.merge(cfg.policy, task_policy)
     if base:
-        cfg = OmegaConf.merge(cfg, OmegaConf.create({k: v for k, v in base.items() if not (k in GROUPS and isinstance(v, str))}))
+        cfg = OmegaConf.merge(
+            cfg, OmegaConf.create({k: v for k, v in base.items() if not (k in GROUPS and isinstance(v, str))})
+        )
     try:
         cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(dotted))
     except OmegaConfBaseException as e:
@@ -158,8 +168,10 @@ def expand_recipes(overrides: list[str], depth: int = 0) -> list[str]:
             continue
         path = Path(v) if v.endswith(".yaml") else find_config("recipe", v)
         if path is None or not path.is_file():
-            raise ConfigError(f"recipe={v}: no file {path or 'recipe/' + v + '.yaml'}; choose one of: "
-                              f"{', '.join(group_options('recipe')) or '(none)'}")
+            raise ConfigError(
+                f"recipe={v}: no file {path or 'recipe/' + v + '.yaml'}; choose one of: "
+                f"{', '.join(group_options('recipe')) or '(none)'}"
+            )
         items = load_yaml(path).get("overrides")
         if not OmegaConf.is_list(items) or not all(isinstance(i, str) and "=" in i for i in items):
             raise ConfigError(f"{path}: key 'overrides': expected a list of key=value strings, found {items!r}")
@@ -188,8 +200,11 @@ def changed_settings(cfg: DictConfig, saved_path: str | Path) -> list[str]:
         return []
     old, new = _flat(to_dict(load_yaml(saved_path))), _flat(to_dict(cfg))
     keys = sorted(set(old) | set(new))
-    return [f"{k}: {old.get(k, '(absent)')} -> {new.get(k, '(absent)')}" for k in keys
-            if k not in RUN_ENV_KEYS and old.get(k) != new.get(k)]
+    return [
+        f"{k}: {old.get(k, '(absent)')} -> {new.get(k, '(absent)')}"
+        for k in keys
+        if k not in RUN_ENV_KEYS and old.get(k) != new.get(k)
+    ]
 
 
 def refuse_changed_settings(cfg: DictConfig, run_dir: str | Path, allowed: bool, flag: str) -> None:
@@ -198,8 +213,10 @@ def refuse_changed_settings(cfg: DictConfig, run_dir: str | Path, allowed: bool,
     diff = changed_settings(cfg, Path(run_dir) / "config.yaml")
     if diff and not allowed:
         shown = "; ".join(diff[:4]) + (f"; and {len(diff) - 4} more" if len(diff) > 4 else "")
-        raise ConfigError(f"{run_dir}: holds a run with other settings ({shown}); choose a new run_dir, or add "
-                          f"{flag} to resume it with these")
+        raise ConfigError(
+            f"{run_dir}: holds a run with other settings ({shown}); choose a new run_dir, or add "
+            f"{flag} to resume it with these"
+        )
 
 
 def to_dict(cfg: DictConfig | dict) -> dict[str, Any]:

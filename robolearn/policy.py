@@ -5,6 +5,7 @@ raw action chunks out. A checkpoint is a folder with ``model.safetensors`` (weig
 ``config.json`` (the policy config, observation spec and action dim) and
 ``normalizer.safetensors`` — no pickle, so a checkpoint is safe to share.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,8 +39,7 @@ def spec_from_array(arr: np.ndarray) -> ObsSpec:
 
 
 class ChunkPolicy(nn.Module):
-    def __init__(self, cfg: dict[str, Any], obs_spec: dict[str, ObsSpec], action_dim: int,
-                 normalizer: Normalizer):
+    def __init__(self, cfg: dict[str, Any], obs_spec: dict[str, ObsSpec], action_dim: int, normalizer: Normalizer):
         super().__init__()
         self.cfg = dict(cfg)
         self.obs_spec = dict(obs_spec)
@@ -69,7 +69,9 @@ class ChunkPolicy(nn.Module):
         out = {}
         for k, spec in self.obs_spec.items():
             if k not in obs:
-                raise DataError(f"observation key {k!r} missing: the policy needs {sorted(self.obs_spec)}, got {sorted(obs)}")
+                raise DataError(
+                    f"observation key {k!r} missing: the policy needs {sorted(self.obs_spec)}, got {sorted(obs)}"
+                )
             x = torch.as_tensor(obs[k], device=self.device)
             if spec.kind == "lowdim":
                 x = self.normalizer.normalize(k, x.float())
@@ -91,9 +93,13 @@ class ChunkPolicy(nn.Module):
 
     # ---- inference ---------------------------------------------------------------------
     @torch.no_grad()
-    def predict_chunk(self, obs: dict[str, Any], prefix: np.ndarray | torch.Tensor | None = None,
-                      prefix_weights: np.ndarray | torch.Tensor | None = None,
-                      generator: torch.Generator | None = None) -> np.ndarray:
+    def predict_chunk(
+        self,
+        obs: dict[str, Any],
+        prefix: np.ndarray | torch.Tensor | None = None,
+        prefix_weights: np.ndarray | torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> np.ndarray:
         """obs[k]: (B, To, *shape) raw; prefix: (B, H, A) raw actions. Returns (B, H, A) raw."""
         cond = self.encode(obs)
         p = w = None
@@ -109,13 +115,17 @@ class ChunkPolicy(nn.Module):
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
         tmp.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items() if not k.startswith("normalizer.")}
+        state = {
+            k: v.detach().cpu().contiguous() for k, v in self.state_dict().items() if not k.startswith("normalizer.")
+        }
         save_file(state, str(tmp / "model.safetensors"))
         self.normalizer.save(tmp / "normalizer.safetensors")
         meta = {
             "format": CKPT_FORMAT,
             "policy": self.cfg,
-            "obs_spec": {k: {"shape": list(s.shape), "dtype": s.dtype, "kind": s.kind} for k, s in self.obs_spec.items()},
+            "obs_spec": {
+                k: {"shape": list(s.shape), "dtype": s.dtype, "kind": s.kind} for k, s in self.obs_spec.items()
+            },
             "action_dim": self.action_dim,
             **(extra or {}),
         }
@@ -132,17 +142,22 @@ class ChunkPolicy(nn.Module):
         return path
 
     @classmethod
-    def load(cls, path: str | Path, device: str | torch.device = "cpu",
-             head_overrides: dict | None = None) -> "ChunkPolicy":
+    def load(
+        cls, path: str | Path, device: str | torch.device = "cpu", head_overrides: dict | None = None
+    ) -> ChunkPolicy:
         """Rebuild a saved policy. ``head_overrides`` changes inference-only head options of the
         trained weights (``{"num_steps": 1}``, ``{"init_noise": "zero"}``, ``{"eval_mode": "mode"}``);
         an option that changes the parameters fails with a clear error."""
         path = Path(path)
         cfg_file = path / "config.json"
         if not cfg_file.is_file():
-            raise DataError(f"{path}: not a robolearn checkpoint (expected config.json, model.safetensors, normalizer.safetensors)")
+            raise DataError(
+                f"{path}: not a robolearn checkpoint (expected config.json, model.safetensors, normalizer.safetensors)"
+            )
         meta = json.loads(cfg_file.read_text())
-        spec = {k: ObsSpec(shape=tuple(v["shape"]), dtype=v["dtype"], kind=v["kind"]) for k, v in meta["obs_spec"].items()}
+        spec = {
+            k: ObsSpec(shape=tuple(v["shape"]), dtype=v["dtype"], kind=v["kind"]) for k, v in meta["obs_spec"].items()
+        }
         normalizer = Normalizer.load(path / "normalizer.safetensors")
         if head_overrides:
             meta["policy"] = {**meta["policy"], "head": {**meta["policy"]["head"], **dict(head_overrides)}}
@@ -151,7 +166,10 @@ class ChunkPolicy(nn.Module):
         missing, unexpected = policy.load_state_dict(state, strict=False)
         missing = [m for m in missing if not m.startswith("normalizer.")]
         if missing or unexpected:
-            raise DataError(f"{path / 'model.safetensors'}: weights do not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})")
+            raise DataError(
+                f"{path / 'model.safetensors'}: weights do not match the config (missing {missing[:3]}, "
+                f"unexpected {unexpected[:3]})"
+            )
         policy.meta = meta
         return policy.to(device).eval()
 

@@ -1,8 +1,9 @@
 """Fault tests: start a real command in a subprocess and SIGKILL it at a chosen moment."""
+
 import signal
 import subprocess
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 def kill_when(cmd: list[str], env: dict, ready: Callable[[], bool], timeout: float = 120) -> None:

@@ -1,5 +1,6 @@
 """`robolearn ablate`: a tiny grid on a real simulator runs end to end, skips finished cells and
 resumes after being killed."""
+
 import csv
 import json
 import os
@@ -9,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.procs import kill_when
 from robolearn.ablate import aggregate, load_experiment, markdown_table, run_experiment
 from robolearn.config import group_options
 from robolearn.errors import ConfigError
+from tests.procs import kill_when
 
 TINY = """
 name: tiny
@@ -93,12 +94,15 @@ def test_unknown_seed_or_task_is_refused_before_any_work(tmp_path):
     assert not (tmp_path / "o" / "cells").exists()
 
 
-@pytest.mark.parametrize("text, words", [
-    ("seeds: [0]\ntasks: {}\nvariants: {a: {train: [policy=flow]}}", "'tasks'"),
-    ("tasks: {t: {overrides: [task=fetch_reach]}}\nvariants: {a: {from: b}}", "variants.a.from"),
-    ("tasks: {t: {overrides: [task=fetch_reach]}}\nvariants: {a: {train: policy=flow}}", "variants.a.train"),
-    ("seeds: []\ntasks: {t: {overrides: [task=fetch_reach]}}\nvariants: {a: {train: [policy=flow]}}", "'seeds'"),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("seeds: [0]\ntasks: {}\nvariants: {a: {train: [policy=flow]}}", "'tasks'"),
+        ("tasks: {t: {overrides: [task=fetch_reach]}}\nvariants: {a: {from: b}}", "variants.a.from"),
+        ("tasks: {t: {overrides: [task=fetch_reach]}}\nvariants: {a: {train: policy=flow}}", "variants.a.train"),
+        ("seeds: []\ntasks: {t: {overrides: [task=fetch_reach]}}\nvariants: {a: {train: [policy=flow]}}", "'seeds'"),
+    ],
+)
 def test_bad_experiment_files_are_one_line_errors(tmp_path, text, words):
     with pytest.raises(ConfigError) as e:
         load_experiment(_write(tmp_path, text))
@@ -106,9 +110,19 @@ def test_bad_experiment_files_are_one_line_errors(tmp_path, text, words):
 
 
 def test_aggregate_pools_successes_and_scores_relative_to_the_reference():
-    rows = [{"variant": v, "task": "t", "seed": s, "components": "", "nfe": 1, "mean_max_score": sc,
-             "successes": k, "episodes": 10} for v, s, sc, k in
-            [("flow", 0, 0.8, 5), ("flow", 1, 0.6, 3), ("reg", 0, 0.35, 1), ("reg", 1, 0.35, 0)]]
+    rows = [
+        {
+            "variant": v,
+            "task": "t",
+            "seed": s,
+            "components": "",
+            "nfe": 1,
+            "mean_max_score": sc,
+            "successes": k,
+            "episodes": 10,
+        }
+        for v, s, sc, k in [("flow", 0, 0.8, 5), ("flow", 1, 0.6, 3), ("reg", 0, 0.35, 1), ("reg", 1, 0.35, 0)]
+    ]
     agg = {a["variant"]: a for a in aggregate(rows, "flow")}
     assert agg["flow"]["score_mean"] == pytest.approx(0.7) and agg["flow"]["relative"] == pytest.approx(1.0)
     assert agg["reg"]["relative"] == pytest.approx(0.5) and agg["reg"]["success"] == pytest.approx(0.05)
@@ -120,7 +134,6 @@ def test_aggregate_pools_successes_and_scores_relative_to_the_reference():
 def test_shipped_experiments_compose(name):
     """Every variant of every shipped experiment builds a valid training config."""
     from robolearn.ablate import _cell_cfg
-
     from robolearn.config import config_root, to_dict
     from robolearn.heads.base import build_head
 

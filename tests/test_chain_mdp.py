@@ -1,9 +1,20 @@
 """The chain MDP lower bound: BC's cost grows like eps*H^2, DAgger's like eps*H."""
+
 import numpy as np
 import pytest
 
-from envs.toy import (OFF, RECOVER, ChainMDP, closed_form_costs, exact_cost, expert_state_error, loglog_slope,
-                      simulate, train_bc, train_dagger)
+from envs.toy import (
+    OFF,
+    RECOVER,
+    ChainMDP,
+    closed_form_costs,
+    exact_cost,
+    expert_state_error,
+    loglog_slope,
+    simulate,
+    train_bc,
+    train_dagger,
+)
 
 EPS = 1e-3
 HORIZONS = np.array([10, 20, 50, 100, 200])

@@ -1,6 +1,7 @@
 """The command line as a newcomer meets it: options anywhere on the line, every choice findable
 from --help and `robolearn list`, budgets for `ablate` from the command line, a changed re-run
 refused with what differs, user config folders, and a wheel that works outside the repository."""
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "robolearn", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "robolearn", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +45,20 @@ def run(reach, tmp_path_factory) -> Path:
 
 def test_executor_options_anywhere_on_the_line(run, tmp_path):
     """The README's `robolearn eval RUN --exec rtc s=4 delay=2` (options before and after)."""
-    r = cli("eval", str(run), "--exec", "rtc", "s=4", "delay=2", "--episodes", "2", "--videos", "0",
-            "--out", str(tmp_path / "e"))
+    r = cli(
+        "eval",
+        str(run),
+        "--exec",
+        "rtc",
+        "s=4",
+        "delay=2",
+        "--episodes",
+        "2",
+        "--videos",
+        "0",
+        "--out",
+        str(tmp_path / "e"),
+    )
     assert r.returncode == 0, r.stderr
     import json
 
@@ -86,9 +105,18 @@ def test_user_config_folder_adds_and_overrides(tmp_path, reach):
     (tmp_path / "configs" / "policy").mkdir(parents=True)
     (tmp_path / "configs" / "policy" / "tiny_mlp.yaml").write_text(
         "obs_horizon: 1\nhorizon: 4\nn_action_steps: 2\nnormalizer: minmax\nencoder: {lowdim: {hidden: []}}\n"
-        "head: {name: regression, hidden: [8], loss: l1}\n")
-    r = cli("train", "task=fetch_reach", "policy=tiny_mlp", f"data={reach}", "run_dir=run", "algo.steps=5",
-            "algo.batch_size=8", cwd=tmp_path)
+        "head: {name: regression, hidden: [8], loss: l1}\n"
+    )
+    r = cli(
+        "train",
+        "task=fetch_reach",
+        "policy=tiny_mlp",
+        f"data={reach}",
+        "run_dir=run",
+        "algo.steps=5",
+        "algo.batch_size=8",
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     assert "hidden:\n    - 8" in (tmp_path / "run" / "config.yaml").read_text()
     other = tmp_path / "elsewhere"
@@ -102,8 +130,12 @@ def test_wheel_carries_the_configs_and_runs_outside_the_repository(tmp_path, rea
     """Build the wheel, install it (no editable link) into a venv that borrows this one's
     dependencies, and train from another directory."""
     wheels = tmp_path / "wheels"
-    r = subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q",
-                        "-w", str(wheels)], capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     whl = next(wheels.glob("robolearn-*.whl"))
     names = zipfile.ZipFile(whl).namelist()
@@ -112,18 +144,44 @@ def test_wheel_carries_the_configs_and_runs_outside_the_repository(tmp_path, rea
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     site = next((venv / "lib").glob("python3*/site-packages"))
     deps = next(p for p in map(Path, sys.path) if p.name == "site-packages" and (p / "torch").is_dir())
-    (site / "borrowed_deps.pth").write_text(str(deps) + "\n")  # dependencies only: the editable robolearn link is not read
-    r = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--target", str(site),
-                        str(whl)], capture_output=True, text=True, timeout=600)
+    (site / "borrowed_deps.pth").write_text(
+        str(deps) + "\n"
+    )  # dependencies only: the editable robolearn link is not read
+    r = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--target", str(site), str(whl)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     work = tmp_path / "work"
     work.mkdir()
     py = str(venv / "bin" / "python")
-    where = subprocess.run([py, "-c", "import robolearn; print(robolearn.__file__)"], capture_output=True, text=True,
-                           cwd=work, env={**os.environ, "PYTHONPATH": ""}).stdout
+    where = subprocess.run(
+        [py, "-c", "import robolearn; print(robolearn.__file__)"],
+        capture_output=True,
+        text=True,
+        cwd=work,
+        env={**os.environ, "PYTHONPATH": ""},
+    ).stdout
     assert str(site) in where, where
-    r = subprocess.run([py, "-m", "robolearn", "train", "task=fetch_reach", f"data={reach}", "run_dir=run",
-                        "algo.steps=10", "algo.batch_size=8"], capture_output=True, text=True, cwd=work,
-                       env={**os.environ, "PYTHONPATH": "", "OMP_NUM_THREADS": "1"}, timeout=600)
+    r = subprocess.run(
+        [
+            py,
+            "-m",
+            "robolearn",
+            "train",
+            "task=fetch_reach",
+            f"data={reach}",
+            "run_dir=run",
+            "algo.steps=10",
+            "algo.batch_size=8",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=work,
+        env={**os.environ, "PYTHONPATH": "", "OMP_NUM_THREADS": "1"},
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert (work / "run" / "checkpoints" / "last" / "model.safetensors").is_file()

@@ -1,8 +1,8 @@
 """DAgger / HG-DAgger / DART on real Fetch simulators: labels, gating, noise, accounting, faults."""
+
 import json
 import os
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,8 +10,16 @@ import torch
 
 from envs import make_task
 from envs.base import ObsSpec
-from robolearn.algos.dagger import (CHUNK_KEY, Actor, ChunkLabelBundle, ScriptedLabeler, TeacherLabeler, beta_at,
-                                    run_dagger, run_episode)
+from robolearn.algos.dagger import (
+    CHUNK_KEY,
+    Actor,
+    ChunkLabelBundle,
+    ScriptedLabeler,
+    TeacherLabeler,
+    beta_at,
+    run_dagger,
+    run_episode,
+)
 from robolearn.algos.dart import noise_from_errors, run_dart
 from robolearn.config import compose, to_dict
 from robolearn.data.normalizer import Normalizer
@@ -20,9 +28,19 @@ from robolearn.policy import ChunkPolicy
 from tests.procs import kill_when
 
 H = 8  # the Fetch tasks' chunk length (configs/task/fetch_*.yaml policy_defaults)
-SMALL = ["algo.demo_episodes=6", "algo.episodes_per_round=4", "algo.steps=100", "algo.batch_size=64",
-         "algo.warmup_steps=10", "algo.log_every=50", "algo.ckpt_every=100", "algo.heldout_episodes=3",
-         "eval.episodes=4", "eval.n_envs=2", "device=cpu"]
+SMALL = [
+    "algo.demo_episodes=6",
+    "algo.episodes_per_round=4",
+    "algo.steps=100",
+    "algo.batch_size=64",
+    "algo.warmup_steps=10",
+    "algo.log_every=50",
+    "algo.ckpt_every=100",
+    "algo.heldout_episodes=3",
+    "eval.episodes=4",
+    "eval.n_envs=2",
+    "device=cpu",
+]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -52,8 +70,18 @@ def random_policy(push):
 def _episode(task, labeler, actor, seed=3, rng_seed=0, chunk=True, policy=None):
     env = task.make_env()
     try:
-        return run_episode(task, env, labeler, seed, actor, np.random.default_rng(rng_seed), chunk, policy,
-                           {"name": "receding"}, torch.Generator().manual_seed(0))
+        return run_episode(
+            task,
+            env,
+            labeler,
+            seed,
+            actor,
+            np.random.default_rng(rng_seed),
+            chunk,
+            policy,
+            {"name": "receding"},
+            torch.Generator().manual_seed(0),
+        )
     finally:
         env.close()
 
@@ -62,8 +90,8 @@ def test_chunk_label_is_the_experts_own_future(push):
     """Rolling the expert from a restored state gives exactly what it did next; labelling
     leaves the rollout itself untouched."""
     lab = ScriptedLabeler(push, H)
-    (fast,), _ = _episode(push, lab, Actor("expert"))                 # chunks read off the trajectory
-    (rolled,), st = _episode(push, lab, Actor("expert", noise=0.0))   # chunks rolled at every state
+    (fast,), _ = _episode(push, lab, Actor("expert"))  # chunks read off the trajectory
+    (rolled,), st = _episode(push, lab, Actor("expert", noise=0.0))  # chunks rolled at every state
     assert st["label_sim_steps"] == (H - 1) * len(rolled["action"])
     np.testing.assert_array_equal(fast["state"], rolled["state"])
     np.testing.assert_allclose(fast[CHUNK_KEY], rolled[CHUNK_KEY], atol=1e-6)
@@ -71,7 +99,7 @@ def test_chunk_label_is_the_experts_own_future(push):
     assert T > H
     for t in range(T):
         k = min(H, T - t)
-        np.testing.assert_allclose(rolled[CHUNK_KEY][t, :k], rolled["action"][t:t + k], atol=1e-6)
+        np.testing.assert_allclose(rolled[CHUNK_KEY][t, :k], rolled["action"][t : t + k], atol=1e-6)
 
 
 def test_mixture_labels_belong_to_the_visited_states(push, random_policy):
@@ -194,14 +222,25 @@ def test_teacher_student_run(dagger_run, tmp_path):
     """DAgger with a trained policy as the expert (what makes DAgger possible on Push-T)."""
     run, prog = dagger_run
     teacher = run / prog["checkpoints"]["2"]  # stored relative to the run dir
-    cfg = compose(["algo=dagger", "task=fetch_reach", f"run_dir={tmp_path}", "algo.rounds=1",
-                   f"algo.expert={teacher}", "algo.keep_failed_demos=true", *SMALL])
+    cfg = compose(
+        [
+            "algo=dagger",
+            "task=fetch_reach",
+            f"run_dir={tmp_path}",
+            "algo.rounds=1",
+            f"algo.expert={teacher}",
+            "algo.keep_failed_demos=true",
+            *SMALL,
+        ]
+    )
     out = run_dagger(cfg, tmp_path, progress=False)
     assert out["completed_round"] == 1 and out["history"][-1]["label_sim_steps"] == 0
 
 
 def test_dart_run_sets_noise_from_the_learner_error(tmp_path):
-    cfg = compose(["algo=dart", "task=fetch_reach", f"run_dir={tmp_path}", "algo.rounds=1", "algo.noise_max=10", *SMALL])
+    cfg = compose(
+        ["algo=dart", "task=fetch_reach", f"run_dir={tmp_path}", "algo.rounds=1", "algo.noise_max=10", *SMALL]
+    )
     prog = run_dart(cfg, tmp_path, progress=False)
     r0, r1 = prog["history"]
     cov = np.asarray(r0["error_cov"])
@@ -216,8 +255,14 @@ def test_dart_run_sets_noise_from_the_learner_error(tmp_path):
 def test_killed_run_resumes_from_the_last_completed_round(tmp_path):
     """SIGKILL in the middle of round 1's collection: the dataset still opens, the run picks up
     at round 1 with round 0 untouched, and round 1 ends with exactly its rollouts (none twice)."""
-    args = ["algo=dagger", "task=fetch_reach", f"run_dir={tmp_path}", "algo.rounds=1", *SMALL,
-            "algo.episodes_per_round=60"]
+    args = [
+        "algo=dagger",
+        "task=fetch_reach",
+        f"run_dir={tmp_path}",
+        "algo.rounds=1",
+        *SMALL,
+        "algo.episodes_per_round=60",
+    ]
     env = {**os.environ, "MUJOCO_GL": "egl", "OMP_NUM_THREADS": "1"}
     sidecar = tmp_path / "round_01" / "collect.json"
 
@@ -230,7 +275,7 @@ def test_killed_run_resumes_from_the_last_completed_round(tmp_path):
     kill_when([sys.executable, "-m", "robolearn.algos.dagger", *args], env, mid_round, timeout=120)
     before = json.loads((tmp_path / "progress.json").read_text())
     assert before["completed_round"] == 0
-    buf = ReplayBuffer.open(tmp_path / "data.zarr")   # valid, with part of round 1 in it
+    buf = ReplayBuffer.open(tmp_path / "data.zarr")  # valid, with part of round 1 in it
     partial = buf.load(["round"])["round"]
     assert (partial == 1).any()
 

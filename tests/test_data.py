@@ -1,4 +1,5 @@
 """Data layer: zarr round trip, window sampling with edge padding, Push-T, normalizer, crash safety."""
+
 from __future__ import annotations
 
 import json
@@ -12,17 +13,26 @@ import pytest
 import torch
 import zarr
 
-from robolearn.data import (Normalizer, ReplayBuffer, WindowSampler, describe, load_dataset, parse_obs_key,
-                            resolve_obs_keys, train_val_split)
+from robolearn.data import (
+    Normalizer,
+    ReplayBuffer,
+    WindowSampler,
+    describe,
+    load_dataset,
+    parse_obs_key,
+    resolve_obs_keys,
+    train_val_split,
+)
 from robolearn.errors import ConfigError, DataError
-
 
 
 def episode(i: int, T: int) -> dict[str, np.ndarray]:
     """Values encode (episode, step) so every gathered row can be traced back to its source."""
     t = np.arange(T, dtype=np.float32)
-    return {"obs": np.stack([np.full(T, i, np.float32), t], axis=1),
-            "action": np.stack([i * 1000 + t * 10 + d for d in range(3)], axis=1).astype(np.float32)}
+    return {
+        "obs": np.stack([np.full(T, i, np.float32), t], axis=1),
+        "action": np.stack([i * 1000 + t * 10 + d for d in range(3)], axis=1).astype(np.float32),
+    }
 
 
 def make(path: Path, lengths=(3, 1, 4)) -> ReplayBuffer:
@@ -117,8 +127,13 @@ def test_images_become_uint8_and_lazy_matches_memory(tmp_path):
     rng = np.random.default_rng(0)
     for T in (5, 3):
         img = rng.integers(0, 256, size=(T, 6, 5, 3)).astype(np.float32)  # Push-T stores 0..255 floats
-        buf.add_episode({"img": img, "state": rng.normal(size=(T, 4)).astype(np.float32),
-                         "action": rng.normal(size=(T, 2)).astype(np.float32)})
+        buf.add_episode(
+            {
+                "img": img,
+                "state": rng.normal(size=(T, 4)).astype(np.float32),
+                "action": rng.normal(size=(T, 2)).astype(np.float32),
+            }
+        )
     raw = zarr.open_group(str(path), mode="r")["data/img"][:]
     spec = ["img", "pos=state[1:3]", "last=state[-1]"]
     buf_m, mem = load_dataset(path, spec, in_memory=True)
@@ -261,11 +276,15 @@ def test_normalizer_round_trip_constant_dims_and_save_load(tmp_path):
     x = rng.normal(3.0, 2.0, size=(500, 4)).astype(np.float32)
     x[:, 2] = 7.25  # constant dimension
     kp = rng.uniform(-5, 5, size=(500, 3, 2)).astype(np.float32)
-    norm = Normalizer().fit({"action": x, "kp": kp, "state": x}, {"action": "minmax", "kp": "minmax", "state": "gaussian"})
+    norm = Normalizer().fit(
+        {"action": x, "kp": kp, "state": x}, {"action": "minmax", "kp": "minmax", "state": "gaussian"}
+    )
     assert norm.keys == ["action", "kp", "state"]
     t = torch.from_numpy(x)
     y = norm.normalize("action", t)
-    assert torch.allclose(y.amin(0)[[0, 1, 3]], torch.tensor(-1.0)) and torch.allclose(y.amax(0)[[0, 1, 3]], torch.tensor(1.0))
+    assert torch.allclose(y.amin(0)[[0, 1, 3]], torch.tensor(-1.0)) and torch.allclose(
+        y.amax(0)[[0, 1, 3]], torch.tensor(1.0)
+    )
     assert (y[:, 2] == 0).all()
     g = norm.normalize("state", t)
     assert torch.allclose(g.mean(0)[[0, 1, 3]], torch.zeros(3), atol=1e-4)
@@ -323,12 +342,12 @@ def test_pusht_opens_and_windows_equal_raw_slices(pusht_zarr):
     for w, (e, t) in enumerate(picks):
         s0, e0 = starts[e], ends[e]
         g = s0 + t
-        exp_obs = state[max(g - 1, s0):g + 1]
+        exp_obs = state[max(g - 1, s0) : g + 1]
         if g == s0:
-            exp_obs = np.concatenate([state[s0:s0 + 1], exp_obs])
-        exp_act = action[g:min(g + H, e0)]
+            exp_obs = np.concatenate([state[s0 : s0 + 1], exp_obs])
+        exp_act = action[g : min(g + H, e0)]
         n_real = len(exp_act)
-        exp_act = np.concatenate([exp_act, np.repeat(action[e0 - 1:e0], H - n_real, axis=0)])
+        exp_act = np.concatenate([exp_act, np.repeat(action[e0 - 1 : e0], H - n_real, axis=0)])
         np.testing.assert_array_equal(b["obs"]["state"][w], exp_obs)
         np.testing.assert_array_equal(b["obs"]["agent_pos"][w], exp_obs[:, :2])
         np.testing.assert_array_equal(b["action"][w], exp_act)
@@ -343,4 +362,6 @@ def test_pusht_opens_and_windows_equal_raw_slices(pusht_zarr):
     for w in range(4):
         g = idx[w]
         rows = [max(g - 1, starts[picks[w][0]]), g]
-        np.testing.assert_array_equal(bi["obs"]["img"][w], img.get_orthogonal_selection((np.array(rows),)).astype(np.uint8))
+        np.testing.assert_array_equal(
+            bi["obs"]["img"][w], img.get_orthogonal_selection((np.array(rows),)).astype(np.uint8)
+        )

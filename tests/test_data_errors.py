@@ -1,4 +1,5 @@
 """Every bad dataset a user can hand us gives one DataError line naming the path and the key."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,8 +12,14 @@ from robolearn.data import ReplayBuffer, load_dataset
 from robolearn.errors import DataError
 
 
-def build(path: Path, ends, arrays: dict[str, np.ndarray] | None = None, zarr_format: int = 3,
-          with_data: bool = True, with_ends: bool = True) -> Path:
+def build(
+    path: Path,
+    ends,
+    arrays: dict[str, np.ndarray] | None = None,
+    zarr_format: int = 3,
+    with_data: bool = True,
+    with_ends: bool = True,
+) -> Path:
     """A store written by plain zarr, bypassing ReplayBuffer's own checks."""
     g = zarr.open_group(str(path), mode="w", zarr_format=zarr_format)
     if with_ends:
@@ -72,8 +79,9 @@ def test_requested_key_missing(tmp_path):
 
 
 def test_array_shorter_than_episode_ends(tmp_path):
-    p = build(tmp_path / "d.zarr", [3, 10], {"action": np.zeros((10, 2), np.float32),
-                                             "state": np.zeros((8, 5), np.float32)})
+    p = build(
+        tmp_path / "d.zarr", [3, 10], {"action": np.zeros((10, 2), np.float32), "state": np.zeros((8, 5), np.float32)}
+    )
     raises(lambda: ReplayBuffer.open(p), p, "data/state", "10", "8 rows")
 
 
@@ -83,8 +91,15 @@ def test_array_longer_than_episode_ends_is_ignored(tmp_path):
     assert buf.load(["action"])["action"].shape == (10, 2)
 
 
-@pytest.mark.parametrize("ends,word", [([3, 3, 6], "strictly increasing"), ([5, 2], "strictly increasing"),
-                                       ([0, 4], "strictly increasing"), ([-2, 4], "non-negative")])
+@pytest.mark.parametrize(
+    "ends,word",
+    [
+        ([3, 3, 6], "strictly increasing"),
+        ([5, 2], "strictly increasing"),
+        ([0, 4], "strictly increasing"),
+        ([-2, 4], "non-negative"),
+    ],
+)
 def test_bad_episode_ends(tmp_path, ends, word):
     p = build(tmp_path / "d.zarr", ends, {"action": np.zeros((6, 2), np.float32)})
     raises(lambda: ReplayBuffer.open(p), p, "meta/episode_ends", word)
@@ -110,7 +125,9 @@ def test_non_finite_values_checked_when_that_key_loads(tmp_path, bad):
     raises(lambda: buf.load(["state"]), p, "data/state", "NaN/inf", "row 4")
     raises(lambda: buf.get_episode(1), p, "data/state", "row 4")
     buf.get_episode(0)  # the clean episode of the same key is fine
-    raises(lambda: load_dataset(p, ["state"], in_memory=False)[1]["state"][np.array([[1, 4]])], p, "data/state", "row 4")
+    raises(
+        lambda: load_dataset(p, ["state"], in_memory=False)[1]["state"][np.array([[1, 4]])], p, "data/state", "row 4"
+    )
 
 
 def test_non_finite_past_the_last_episode_is_not_an_error(tmp_path):
@@ -158,15 +175,18 @@ def store(tmp_path):
     return buf
 
 
-@pytest.mark.parametrize("bad,key,word", [
-    (ep(action=np.zeros((2, 2), np.float32)), "data/action", "3 steps"),
-    (ep(T=0), "data/state", ">= 1 steps"),
-    ({"state": np.zeros((3, 4), np.float32)}, "keys", "['action', 'state']"),
-    (ep(extra=np.zeros((3, 1), np.float32)), "keys", "extra"),
-    (ep(state=np.zeros((3, 5), np.float32)), "data/state", "(4,)"),
-    (ep(state=np.zeros((3, 4), np.float64)), "data/state", "float64"),
-    (ep(action=np.full((3, 2), np.nan, np.float32)), "'action'", "NaN/inf"),
-])
+@pytest.mark.parametrize(
+    "bad,key,word",
+    [
+        (ep(action=np.zeros((2, 2), np.float32)), "data/action", "3 steps"),
+        (ep(T=0), "data/state", ">= 1 steps"),
+        ({"state": np.zeros((3, 4), np.float32)}, "keys", "['action', 'state']"),
+        (ep(extra=np.zeros((3, 1), np.float32)), "keys", "extra"),
+        (ep(state=np.zeros((3, 5), np.float32)), "data/state", "(4,)"),
+        (ep(state=np.zeros((3, 4), np.float64)), "data/state", "float64"),
+        (ep(action=np.full((3, 2), np.nan, np.float32)), "'action'", "NaN/inf"),
+    ],
+)
 def test_add_episode_rejects(store, bad, key, word):
     raises(lambda: store.add_episode(bad), store.path, key, word)
     assert ReplayBuffer.open(store.path).n_episodes == 1  # nothing was committed

@@ -2,6 +2,7 @@
 a 2-rank run writes its run directory from rank 0 alone, reloads in a fresh process and resumes
 bit-exactly after SIGKILL; sharded evaluation equals the single-process one episode by episode;
 a 2-rank ablation trains every model once; bad launches stop with one line."""
+
 import csv
 import json
 import os
@@ -16,8 +17,15 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-TRAIN = ["task=fetch_reach", "algo.batch_size=32", "algo.log_every=10", "algo.ckpt_every=20", "algo.val_every=20",
-         "algo.warmup_steps=5", "device=cpu"]
+TRAIN = [
+    "task=fetch_reach",
+    "algo.batch_size=32",
+    "algo.log_every=10",
+    "algo.ckpt_every=20",
+    "algo.val_every=20",
+    "algo.warmup_steps=5",
+    "device=cpu",
+]
 
 
 def _env() -> dict:
@@ -25,14 +33,23 @@ def _env() -> dict:
 
 
 def torchrun(*args: str, n: int = 2, timeout: float = 300) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}", "-m", "robolearn",
-           *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={n}",
+        "-m",
+        "robolearn",
+        *args,
+    ]
     return subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=timeout)
 
 
 def plain(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "robolearn", *args], env=_env(), capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "robolearn", *args], env=_env(), capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="module")
@@ -59,26 +76,47 @@ def _weights(ckpt: Path) -> dict:
 
 def test_two_rank_run_writes_once_and_reloads_in_a_fresh_process(ddp_run):
     assert sorted(p.name for p in ddp_run.iterdir()) == sorted(
-        ["checkpoints", "config.yaml", "loss.png", "resume", "tb", "train_history.json", "train_summary.json"])
+        ["checkpoints", "config.yaml", "loss.png", "resume", "tb", "train_history.json", "train_summary.json"]
+    )
     assert len(list((ddp_run / "tb").iterdir())) == 1  # one TensorBoard writer: rank 0's
     assert not list(ddp_run.rglob("*.tmp"))
     summary = json.loads((ddp_run / "train_summary.json").read_text())
     assert summary["world_size"] == 2 and summary["steps"] == 60
     hist = json.loads((ddp_run / "train_history.json").read_text())
     assert [h["step"] for h in hist] == [10, 20, 30, 40, 50, 60]
-    code = ("import sys, numpy as np; from robolearn.policy import ChunkPolicy; p = ChunkPolicy.load(sys.argv[1]);"
-            "print(p.predict_chunk({'state': np.zeros((1, p.obs_horizon, 13), np.float32)}).shape)")
-    out = subprocess.run([sys.executable, "-c", code, str(ddp_run / "checkpoints" / "last")], env=_env(),
-                         capture_output=True, text=True, check=True).stdout
+    code = (
+        "import sys, numpy as np; from robolearn.policy import ChunkPolicy; p = ChunkPolicy.load(sys.argv[1]);"
+        "print(p.predict_chunk({'state': np.zeros((1, p.obs_horizon, 13), np.float32)}).shape)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(ddp_run / "checkpoints" / "last")],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert out.strip().startswith("(1, ")
 
 
 def test_killed_two_rank_run_resumes_bit_exactly(reach, ddp_run, tmp_path):
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "robolearn",
-           "train", *TRAIN, f"data={reach}", f"run_dir={run}", "algo.steps=60"]
-    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "robolearn",
+        "train",
+        *TRAIN,
+        f"data={reach}",
+        f"run_dir={run}",
+        "algo.steps=60",
+    ]
+    proc = subprocess.Popen(
+        cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         deadline = time.time() + 240
         while time.time() < deadline and proc.poll() is None and not (run / "resume" / "state.pt").exists():
@@ -99,8 +137,12 @@ def test_killed_two_rank_run_resumes_bit_exactly(reach, ddp_run, tmp_path):
 
 
 def test_sharded_evaluation_equals_single_process(ddp_run, tmp_path):
-    r2 = torchrun("eval", str(ddp_run), "--episodes", "5", "--n-envs", "2", "--videos", "0", "--out", str(tmp_path / "two"))
-    r1 = plain("eval", str(ddp_run), "--episodes", "5", "--n-envs", "2", "--videos", "0", "--out", str(tmp_path / "one"))
+    r2 = torchrun(
+        "eval", str(ddp_run), "--episodes", "5", "--n-envs", "2", "--videos", "0", "--out", str(tmp_path / "two")
+    )
+    r1 = plain(
+        "eval", str(ddp_run), "--episodes", "5", "--n-envs", "2", "--videos", "0", "--out", str(tmp_path / "one")
+    )
     assert r1.returncode == 0 and r2.returncode == 0, (r1.stderr[-1000:], r2.stderr[-1000:])
     one = json.loads((tmp_path / "one" / "metrics.json").read_text())
     two = json.loads((tmp_path / "two" / "metrics.json").read_text())
@@ -140,8 +182,7 @@ def test_two_rank_ablation_trains_each_model_once(tmp_path):
 
 
 def test_batch_not_divisible_by_world_size_is_one_line(reach, tmp_path):
-    r = torchrun("train", *TRAIN, f"data={reach}", f"run_dir={tmp_path / 'run'}", "algo.steps=5",
-                 "algo.batch_size=33")
+    r = torchrun("train", *TRAIN, f"data={reach}", f"run_dir={tmp_path / 'run'}", "algo.steps=5", "algo.batch_size=33")
     assert r.returncode != 0
     mine = [ln for ln in r.stderr.splitlines() if ln.startswith("robolearn train")]
     assert mine and all("algo.batch_size" in ln and "33" in ln for ln in mine), r.stderr[-2000:]
@@ -149,7 +190,7 @@ def test_batch_not_divisible_by_world_size_is_one_line(reach, tmp_path):
 
 
 def test_resume_with_another_world_size_is_one_line(ddp_run, reach):
-    r = plain("train", *TRAIN, f"data={reach}", f"run_dir={ddp_run}", "algo.steps=80")
+    r = plain("train", *TRAIN, f"data={reach}", f"run_dir={ddp_run}", "algo.steps=80", "--continue-with-new-settings")
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and "2 process(es)" in r.stderr and "this one has 1" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
@@ -158,11 +199,25 @@ def test_resume_with_another_world_size_is_one_line(ddp_run, reach):
 def test_a_dying_rank_stops_the_others(reach, tmp_path):
     """Rank 1 is killed mid-run: the launch ends (non-zero) within a bounded time, not a hang."""
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "robolearn",
-           "train", *TRAIN, f"data={reach}", f"run_dir={run}", "algo.steps=100000", "algo.ckpt_every=50",
-           "dist_timeout_s=60"]
-    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "robolearn",
+        "train",
+        *TRAIN,
+        f"data={reach}",
+        f"run_dir={run}",
+        "algo.steps=100000",
+        "algo.ckpt_every=50",
+        "dist_timeout_s=60",
+    ]
+    proc = subprocess.Popen(
+        cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     try:
         deadline = time.time() + 240
         while time.time() < deadline and not (run / "resume" / "state.pt").exists():

@@ -1,5 +1,6 @@
 """Observation encoders: shapes for every modality mix, train/eval augmentation, gradients,
 a small learning problem with a known answer, checkpoint round trip and one-line errors."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,7 +12,7 @@ from safetensors.torch import load_file, save_file
 from envs.base import ObsSpec
 from robolearn.encoders import build_encoder
 from robolearn.encoders.augment import ImageAugment, center_crop, color_jitter, random_crop
-from robolearn.encoders.image import ImageEncoder, count_params
+from robolearn.encoders.image import count_params
 from robolearn.errors import ConfigError, DataError
 
 B = 3
@@ -24,6 +25,7 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
 
 TINY = {"width": 4, "num_keypoints": 4, "feature_dim": 8, "crop": 40}  # fast trunks for shape tests
 PROPRIO = {"agent_pos": ObsSpec((2,)), "keypoint": ObsSpec((9, 2))}
@@ -135,7 +137,7 @@ def test_random_crop_is_a_window_shared_over_time():
     assert out.shape == (Bc, T, 8, 6, 3)
     oy, ox = out[:, 0, 0, 0, 0].long(), out[:, 0, 0, 0, 1].long()
     for i in range(Bc):
-        assert torch.equal(out[i, :, ..., :2], x[i, :, oy[i]:oy[i] + 8, ox[i]:ox[i] + 6, :2])
+        assert torch.equal(out[i, :, ..., :2], x[i, :, oy[i] : oy[i] + 8, ox[i] : ox[i] + 6, :2])
     assert torch.equal(out[:, 1, ..., 2], torch.full((Bc, 8, 6), 7, dtype=torch.uint8))
     assert set(oy.tolist()) == set(range(H - 8 + 1)) and set(ox.tolist()) == set(range(W - 6 + 1))
     assert torch.equal(center_crop(x, (8, 6)), x[:, :, 2:10, 2:8])
@@ -162,8 +164,13 @@ def test_augment_scales_uint8_to_unit_range():
 @pytest.mark.parametrize("output", ["vector", "tokens"])
 def test_gradients_reach_every_parameter(output):
     spec = {"front": CAM, "wrist": CAM, "agent_pos": ObsSpec((2,)), "keypoint": ObsSpec((9, 2))}
-    cfg = {"lowdim": {"hidden": [8]}, "rgb": {**TINY, "color_jitter": 0.1}, "keys": {"wrist": {"pool": "avg"}},
-           "output": output, "token_dim": 8}
+    cfg = {
+        "lowdim": {"hidden": [8]},
+        "rgb": {**TINY, "color_jitter": 0.1},
+        "keys": {"wrist": {"pool": "avg"}},
+        "output": output,
+        "token_dim": 8,
+    }
     enc = build_encoder(cfg, spec, 2)
     obs = make_obs(spec, 2, b=4)
     opt = torch.optim.Adam(enc.parameters(), lr=1e-2)
@@ -222,6 +229,7 @@ def test_presets_and_omegaconf_configs():
 
 # ---- a small learning problem with a known answer ------------------------------------------
 
+
 def render_squares(n: int, rng: np.random.Generator, size: int = 48, sq: int = 8):
     """A square of random colour at a random place on a plain random-colour background.
     Returns uint8 (n, 1, size, size, 3) and the square's centre in units of the image size."""
@@ -230,7 +238,7 @@ def render_squares(n: int, rng: np.random.Generator, size: int = 48, sq: int = 8
     img = np.broadcast_to(bg, (n, size, size, 3)).copy()
     xy = rng.integers(0, size - sq + 1, (n, 2))
     for i, (x, y) in enumerate(xy):
-        img[i, y:y + sq, x:x + sq] = fg[i]
+        img[i, y : y + sq, x : x + sq] = fg[i]
     return torch.from_numpy(img.astype(np.uint8))[:, None], torch.from_numpy((xy + sq / 2) / size).float()
 
 
@@ -269,6 +277,7 @@ def _train_square_regressor(pool: str) -> tuple[float, float]:
 
 # ---- errors a user can cause -----------------------------------------------------------------
 
+
 def one_line(e: pytest.ExceptionInfo) -> str:
     msg = str(e.value)
     assert "\n" not in msg
@@ -278,13 +287,16 @@ def one_line(e: pytest.ExceptionInfo) -> str:
 SPEC = {"img": CAM, "agent_pos": ObsSpec((2,))}
 
 
-@pytest.mark.parametrize("bad, words", [
-    (lambda o: {**o, "img": o["img"][:, :, :30]}, ["'img'", "48, 48, 3", "30, 48, 3"]),
-    (lambda o: {**o, "img": o["img"].permute(0, 1, 4, 2, 3)}, ["'img'", "(B, 2, 48, 48, 3)", "3, 48, 48"]),
-    (lambda o: {**o, "img": o["img"].float() / 255}, ["'img'", "uint8", "float32"]),
-    (lambda o: {k: v for k, v in o.items() if k != "img"}, ["'img'", "missing", "agent_pos"]),
-    (lambda o: {**o, "agent_pos": o["agent_pos"][:, :1]}, ["'agent_pos'", "(B, 2, 2)", "(3, 1, 2)"]),
-])
+@pytest.mark.parametrize(
+    "bad, words",
+    [
+        (lambda o: {**o, "img": o["img"][:, :, :30]}, ["'img'", "48, 48, 3", "30, 48, 3"]),
+        (lambda o: {**o, "img": o["img"].permute(0, 1, 4, 2, 3)}, ["'img'", "(B, 2, 48, 48, 3)", "3, 48, 48"]),
+        (lambda o: {**o, "img": o["img"].float() / 255}, ["'img'", "uint8", "float32"]),
+        (lambda o: {k: v for k, v in o.items() if k != "img"}, ["'img'", "missing", "agent_pos"]),
+        (lambda o: {**o, "agent_pos": o["agent_pos"][:, :1]}, ["'agent_pos'", "(B, 2, 2)", "(3, 1, 2)"]),
+    ],
+)
 def test_bad_inputs_raise_one_line_data_errors(bad, words):
     enc = build_encoder({"rgb": TINY}, SPEC, 2)
     with pytest.raises(DataError) as e:
@@ -296,22 +308,25 @@ def test_bad_inputs_raise_one_line_data_errors(bad, words):
         enc.tokens(bad(make_obs(SPEC, 2)))
 
 
-@pytest.mark.parametrize("cfg, spec, words", [
-    ({"rgb": {"widht": 8}}, SPEC, ["encoder.rgb", "widht"]),
-    ({"rgb": {"pool": "max"}}, SPEC, ["pool", "max", "spatial_softmax"]),
-    ({"rgb": {"crop": 50}}, SPEC, ["crop", "50", "48"]),
-    ({"rgb": {"crop": None}}, {"img": ObsSpec((32, 32, 3), "uint8", "rgb")}, ["'img'"[1:-1], "1x1", "pool: avg"]),
-    ({"rgb": {"crop": 1.5}}, SPEC, ["crop", "1.5"]),
-    ({"rgb": {"backbone": "vit"}}, SPEC, ["backbone", "vit", "resnet18"]),
-    ({"rgb": {"color_jitter": {"hue": 0.1}}}, SPEC, ["color_jitter", "hue"]),
-    ({"keys": {"camera": {"crop": 8}}}, SPEC, ["encoder.keys", "camera"]),
-    ({"keys": {"agent_pos": {"crop": 8}}}, SPEC, ["encoder.keys.agent_pos", "crop"]),
-    ({"output": "both", "token_dim": 0}, SPEC, ["token_dim", "0"]),
-    ({"output": "list"}, SPEC, ["output", "list"]),
-    ({"decoder": {}}, SPEC, ["decoder"]),
-    ({}, {"img": ObsSpec((32, 32), "uint8", "rgb")}, ["'img'", "(H, W, C)", "(32, 32)"]),
-    ({}, {"depth": ObsSpec((32, 32, 1), "float32", "depth")}, ["'depth'", "'depth'", "rgb"]),
-])
+@pytest.mark.parametrize(
+    "cfg, spec, words",
+    [
+        ({"rgb": {"widht": 8}}, SPEC, ["encoder.rgb", "widht"]),
+        ({"rgb": {"pool": "max"}}, SPEC, ["pool", "max", "spatial_softmax"]),
+        ({"rgb": {"crop": 50}}, SPEC, ["crop", "50", "48"]),
+        ({"rgb": {"crop": None}}, {"img": ObsSpec((32, 32, 3), "uint8", "rgb")}, ["'img'"[1:-1], "1x1", "pool: avg"]),
+        ({"rgb": {"crop": 1.5}}, SPEC, ["crop", "1.5"]),
+        ({"rgb": {"backbone": "vit"}}, SPEC, ["backbone", "vit", "resnet18"]),
+        ({"rgb": {"color_jitter": {"hue": 0.1}}}, SPEC, ["color_jitter", "hue"]),
+        ({"keys": {"camera": {"crop": 8}}}, SPEC, ["encoder.keys", "camera"]),
+        ({"keys": {"agent_pos": {"crop": 8}}}, SPEC, ["encoder.keys.agent_pos", "crop"]),
+        ({"output": "both", "token_dim": 0}, SPEC, ["token_dim", "0"]),
+        ({"output": "list"}, SPEC, ["output", "list"]),
+        ({"decoder": {}}, SPEC, ["decoder"]),
+        ({}, {"img": ObsSpec((32, 32), "uint8", "rgb")}, ["'img'", "(H, W, C)", "(32, 32)"]),
+        ({}, {"depth": ObsSpec((32, 32, 1), "float32", "depth")}, ["'depth'", "'depth'", "rgb"]),
+    ],
+)
 def test_bad_configs_raise_one_line_config_errors(cfg, spec, words):
     with pytest.raises(ConfigError) as e:
         build_encoder(cfg, spec, 2)

@@ -1,5 +1,6 @@
 """Tasks in envs/: observations match their specs, experts solve the Fetch tasks, saved
 simulator states replay bit for bit, and Push-T agrees with the human dataset."""
+
 import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # before anything imports mujoco

@@ -4,6 +4,7 @@ The fake policies below encode *when* a chunk was requested and *which* index an
 action i of the chunk requested at step r has value 100*r + i. So an executed value names the
 chunk and index it came from, and the expected sequences are written out by hand.
 """
+
 import math
 
 import numpy as np
@@ -29,8 +30,14 @@ class StepPolicy:
         chunk = 100.0 * r[:, None, None] + np.arange(self.horizon)[None, :, None]
         chunk = np.repeat(chunk, self.action_dim, axis=2).astype(np.float32)
         chunk[:, :, 1] += obs["env"][:, -1, 0][:, None] * 0.5  # second dim: which env, to catch mixing
-        self.calls.append({"t": r.copy(), "prefix": None if prefix is None else np.array(prefix),
-                           "w": None if prefix_weights is None else np.array(prefix_weights), "out": chunk.copy()})
+        self.calls.append(
+            {
+                "t": r.copy(),
+                "prefix": None if prefix is None else np.array(prefix),
+                "w": None if prefix_weights is None else np.array(prefix_weights),
+                "out": chunk.copy(),
+            }
+        )
         if prefix is not None:
             w = np.broadcast_to(np.asarray(prefix_weights), chunk.shape[:2])
             chunk = np.where((w == 1)[..., None], prefix, chunk)
@@ -42,8 +49,10 @@ def run(executor, n_steps, n_envs=1):
     executor.reset()
     acts, switches = [], []
     for t in range(n_steps):
-        obs = {"t": np.full((n_envs, 1, 1), t, np.float32),
-               "env": np.arange(n_envs, dtype=np.float32).reshape(n_envs, 1, 1)}
+        obs = {
+            "t": np.full((n_envs, 1, 1), t, np.float32),
+            "env": np.arange(n_envs, dtype=np.float32).reshape(n_envs, 1, 1),
+        }
         acts.append(executor.act(obs))
         switches.append(executor.last_switch.copy())
     return np.stack(acts), np.stack(switches)
@@ -122,8 +131,8 @@ def test_rtc_weights_match_the_formula():
     for H, s, d in [(16, 8, 0), (16, 8, 3), (16, 5, 5), (10, 1, 1)]:
         w = rtc_weights(H, s, d)
         assert w.shape == (H,) and w.dtype == np.float32
-        assert (w[:d] == 1).all() and (w[H - s:] == 0).all()
-        assert (np.diff(w) <= 0).all() and (w[d:H - s] < 1).all() and (w[d:H - s] > 0).all()
+        assert (w[:d] == 1).all() and (w[H - s :] == 0).all()
+        assert (np.diff(w) <= 0).all() and (w[d : H - s] < 1).all() and (w[d : H - s] > 0).all()
     with pytest.raises(ConfigError):
         rtc_weights(8, 6, 3)
 
@@ -149,7 +158,7 @@ def test_rtc_passes_the_previous_chunks_remaining_actions_and_the_soft_mask():
     chunk1[:, :d] = 7.0  # what the policy returned: frozen steps replaced by the prefix
     np.testing.assert_array_equal(third["prefix"][:, : H - s], chunk1[:, s:])
     # chunk 1 runs steps 6..9 (indices 2..5), chunk 2 takes over at step 10 at index d
-    np.testing.assert_array_equal(acts[6:10, :, 0], np.repeat(chunk1[:1, d: d + s, 0].T, 2, axis=1))
+    np.testing.assert_array_equal(acts[6:10, :, 0], np.repeat(chunk1[:1, d : d + s, 0].T, 2, axis=1))
     np.testing.assert_array_equal(acts[10:12, :, 0], [[802, 802], [803, 803]])
 
 
@@ -167,8 +176,13 @@ def test_rtc_with_a_real_regression_policy_keeps_the_frozen_prefix():
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     norm = Normalizer().fit({"state": rng.normal(size=(100, 3)), "action": rng.uniform(-2, 5, size=(100, 2))})
-    cfg = {"obs_horizon": 2, "horizon": 8, "n_action_steps": 4, "encoder": {"lowdim": {"hidden": []}},
-           "head": {"name": "regression", "hidden": [32]}}
+    cfg = {
+        "obs_horizon": 2,
+        "horizon": 8,
+        "n_action_steps": 4,
+        "encoder": {"lowdim": {"hidden": []}},
+        "head": {"name": "regression", "hidden": [32]},
+    }
     policy = ChunkPolicy(cfg, {"state": ObsSpec(shape=(3,))}, 2, norm).eval()
 
     chunks = []
@@ -189,14 +203,14 @@ def test_rtc_with_a_real_regression_policy_keeps_the_frozen_prefix():
         ex.reset()
         acts = np.stack([ex.act({"state": rng.normal(size=(3, 2, 3)).astype(np.float32)}) for _ in range(14)])
         assert len(chunks) == 4 and acts.shape == (14, 3, 2)
-        gap = [np.abs(new[:, :d] - old[:, s: s + d]).max() for old, new in zip(chunks, chunks[1:])]
+        gap = [np.abs(new[:, :d] - old[:, s : s + d]).max() for old, new in zip(chunks, chunks[1:])]
         if name == "rtc":  # frozen steps survive normalize -> head blend -> unnormalize
             assert max(gap) < 1e-4, gap
         else:  # without a prefix a new observation gives a different chunk
             assert min(gap) > 1e-3, gap
         # executed: chunk 0 for steps 0..5, then chunk k's indices d..d+s-1
         np.testing.assert_allclose(acts[:6], chunks[0][:, :6].transpose(1, 0, 2))
-        np.testing.assert_allclose(acts[6:10], chunks[1][:, d: d + s].transpose(1, 0, 2))
+        np.testing.assert_allclose(acts[6:10], chunks[1][:, d : d + s].transpose(1, 0, 2))
 
 
 # ---- temporal ensembling -----------------------------------------------------------------
@@ -204,8 +218,9 @@ def test_ensemble_plain_average_and_delay():
     P = StepPolicy(horizon=4)
     # m = 0, d = 0: step t averages chunk r's index t - r over the last H requests
     acts, sw = run(build_executor({"name": "ensemble", "m": 0.0, "delay": 0}, P, 1), 5)
-    np.testing.assert_allclose(acts[:, 0, 0], [0, (1 + 100) / 2, (2 + 101 + 200) / 3,
-                                               (3 + 102 + 201 + 300) / 4, (103 + 202 + 301 + 400) / 4])
+    np.testing.assert_allclose(
+        acts[:, 0, 0], [0, (1 + 100) / 2, (2 + 101 + 200) / 3, (3 + 102 + 201 + 300) / 4, (103 + 202 + 301 + 400) / 4]
+    )
     assert sw[:, 0].all()
     # d = 1: chunk r joins at step r + 1 (chunk 0 is synchronous)
     acts, sw = run(build_executor({"name": "ensemble", "m": 0.0, "delay": 1}, P, 1), 5)
@@ -220,8 +235,13 @@ def test_ensemble_plain_average_and_delay():
 def test_ensemble_weights_favour_the_oldest_prediction():
     # m = ln 2: weights 1, 1/2, 1/4, 1/8 from the oldest prediction on
     acts, _ = run(build_executor({"name": "ensemble", "m": math.log(2)}, StepPolicy(horizon=4), 2), 5, n_envs=2)
-    expected = [0, (1 + 100 / 2) / 1.5, (2 + 101 / 2 + 200 / 4) / 1.75,
-                (3 + 102 / 2 + 201 / 4 + 300 / 8) / 1.875, (103 + 202 / 2 + 301 / 4 + 400 / 8) / 1.875]
+    expected = [
+        0,
+        (1 + 100 / 2) / 1.5,
+        (2 + 101 / 2 + 200 / 4) / 1.75,
+        (3 + 102 / 2 + 201 / 4 + 300 / 8) / 1.875,
+        (103 + 202 / 2 + 301 / 4 + 400 / 8) / 1.875,
+    ]
     np.testing.assert_allclose(acts[:, 0, 0], expected, rtol=1e-6)
     np.testing.assert_allclose(acts[:, 1, 1], np.array(expected) + 0.5, rtol=1e-6)
 
@@ -245,22 +265,25 @@ def test_delay_auto_measures_once_and_converts_with_control_hz():
     assert ex2.d == 1 and len(P.calls) == n + 1  # cached: no second measurement
 
 
-@pytest.mark.parametrize("cfg", [
-    {"name": "receding", "delay": 8},                       # d >= H
-    {"name": "receding", "n_action_steps": 6, "delay": 3},  # s + d > H
-    {"name": "naive_async", "s": 0},                        # s < 1
-    {"name": "rtc", "s": 9},                                # s > H
-    {"name": "rtc", "s": 2, "delay": 3},                    # RTC: d > s
-    {"name": "ensemble", "m": -0.1},                        # m < 0
-    {"name": "ensemble", "delay": 8},
-    {"name": "receding", "n_action_steps": 0},
-    {"name": "receding", "n_action_steps": 9},
-    {"name": "receding", "delay": -1},
-    {"name": "receding", "delay": "auto"},                  # auto without control_hz
-    {"name": "receding", "delay": 1.5},
-    {"name": "beam_search"},                                # unknown executor
-    {"name": "ensemble", "s": 3},                           # option of another executor
-])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        {"name": "receding", "delay": 8},  # d >= H
+        {"name": "receding", "n_action_steps": 6, "delay": 3},  # s + d > H
+        {"name": "naive_async", "s": 0},  # s < 1
+        {"name": "rtc", "s": 9},  # s > H
+        {"name": "rtc", "s": 2, "delay": 3},  # RTC: d > s
+        {"name": "ensemble", "m": -0.1},  # m < 0
+        {"name": "ensemble", "delay": 8},
+        {"name": "receding", "n_action_steps": 0},
+        {"name": "receding", "n_action_steps": 9},
+        {"name": "receding", "delay": -1},
+        {"name": "receding", "delay": "auto"},  # auto without control_hz
+        {"name": "receding", "delay": 1.5},
+        {"name": "beam_search"},  # unknown executor
+        {"name": "ensemble", "s": 3},  # option of another executor
+    ],
+)
 def test_bad_options_fail_before_any_step(cfg):
     P = StepPolicy(horizon=8)
     with pytest.raises(ConfigError) as e:
@@ -319,16 +342,26 @@ def test_delay_sweep_rows_smoothness_and_plot(tmp_path):
     rng = np.random.default_rng(0)
     dim = task.spec.obs["state"].shape[0]
     norm = Normalizer().fit({"state": rng.normal(size=(50, dim)), "action": rng.uniform(-1, 1, size=(50, 4))})
-    cfg = {"obs_horizon": 2, "horizon": 8, "n_action_steps": 4, "encoder": {"lowdim": {"hidden": []}},
-           "head": {"name": "regression", "hidden": [32]}}
+    cfg = {
+        "obs_horizon": 2,
+        "horizon": 8,
+        "n_action_steps": 4,
+        "encoder": {"lowdim": {"hidden": []}},
+        "head": {"name": "regression", "hidden": [32]},
+    }
     policy = ChunkPolicy(cfg, task.spec.obs, 4, norm).eval()
-    execs = [{"name": "receding", "n_action_steps": 4, "label": "receding"}, {"name": "naive_async", "s": 4},
-             {"name": "rtc", "s": 4}, {"name": "ensemble", "m": 0.01}]
+    execs = [
+        {"name": "receding", "n_action_steps": 4, "label": "receding"},
+        {"name": "naive_async", "s": 4},
+        {"name": "rtc", "s": 4},
+        {"name": "ensemble", "m": 0.01},
+    ]
     with pytest.raises(ConfigError):  # rtc with s < delay is refused before any rollout
         sweep(policy, task, [{"name": "rtc", "s": 1}], [0, 2], n_episodes=2, n_envs=2, progress=False)
     rows = sweep(policy, task, execs, [0, 2], n_episodes=3, n_envs=2, out_dir=tmp_path, progress=False)
     assert [(r["executor"], r["delay"]) for r in rows] == [
-        (e, d) for e in ("receding", "naive_async(s=4)", "rtc(s=4)", "ensemble(m=0.01)") for d in (0, 2)]
+        (e, d) for e in ("receding", "naive_async(s=4)", "rtc(s=4)", "ensemble(m=0.01)") for d in (0, 2)
+    ]
     by = {(r["executor"], r["delay"]): r for r in rows}
     # receding horizon under delay *is* naive async: same seeds, same actions, same numbers
     for d in (0, 2):
@@ -342,8 +375,15 @@ def test_delay_sweep_rows_smoothness_and_plot(tmp_path):
     from robolearn.eval.smoothness import smoothness
 
     log = []
-    records = rollout(lambda n, w: build_executor({"name": "rtc", "s": 4, "delay": 2}, policy, n), task, 3, 2,
-                      obs_horizon=2, progress=False, on_step=lambda venv, obs, act, alive: log.append((act, alive)))
+    records = rollout(
+        lambda n, w: build_executor({"name": "rtc", "s": 4, "delay": 2}, policy, n),
+        task,
+        3,
+        2,
+        obs_horizon=2,
+        progress=False,
+        on_step=lambda venv, obs, act, alive: log.append((act, alive)),
+    )
     first = [(a[0], al[0]) for a, al in log if al[0]][: records[0]["length"]]
     acts = np.stack([a for a, _ in first])
     assert records[0]["mean_abs_jerk"] == pytest.approx(smoothness(acts, np.zeros(len(acts), bool))["mean_abs_jerk"])

@@ -2,6 +2,7 @@
 after the published layouts (not by robolearn's own writer) convert to zarr with every array
 intact; zarr -> LeRobot v3.0 -> zarr round-trips (images within the codec's loss); bad input
 gives one line and leaves nothing behind."""
+
 import json
 from fractions import Fraction
 from pathlib import Path
@@ -26,9 +27,11 @@ def _episodes(seed=0):
     rng = np.random.default_rng(seed)
     eps = []
     for t in LENGTHS:
-        ep = {"observation.state": rng.normal(size=(t, 6)).astype(np.float32),
-              "action": rng.normal(size=(t, 3)).astype(np.float32),
-              "next.reward": rng.random(size=(t, 1)).astype(np.float32)}
+        ep = {
+            "observation.state": rng.normal(size=(t, 6)).astype(np.float32),
+            "action": rng.normal(size=(t, 3)).astype(np.float32),
+            "next.reward": rng.random(size=(t, 1)).astype(np.float32),
+        }
         for cam, (h, w) in CAMS.items():
             # smooth images (the codec keeps them nearly exact): a gradient plus a moving bar
             yy, xx = np.mgrid[0:h, 0:w]
@@ -55,21 +58,41 @@ def _mp4(path: Path, frames: np.ndarray, fps: int = 10) -> None:
 
 
 def _features(video: bool) -> dict:
-    f = {"observation.state": {"dtype": "float32", "shape": [6], "names": None},
-         "action": {"dtype": "float32", "shape": [3], "names": None},
-         "next.reward": {"dtype": "float32", "shape": [1], "names": None},
-         **{k: {"dtype": "int64", "shape": [1], "names": None} for k in ("frame_index", "episode_index", "index", "task_index")},
-         "timestamp": {"dtype": "float32", "shape": [1], "names": None}}
+    f = {
+        "observation.state": {"dtype": "float32", "shape": [6], "names": None},
+        "action": {"dtype": "float32", "shape": [3], "names": None},
+        "next.reward": {"dtype": "float32", "shape": [1], "names": None},
+        **{
+            k: {"dtype": "int64", "shape": [1], "names": None}
+            for k in ("frame_index", "episode_index", "index", "task_index")
+        },
+        "timestamp": {"dtype": "float32", "shape": [1], "names": None},
+    }
     if video:
         for cam, (h, w) in CAMS.items():
-            f[cam] = {"dtype": "video", "shape": [h, w, 3], "names": ["height", "width", "channels"],
-                      "info": {"video.fps": 10, "video.codec": "h264"}}
+            f[cam] = {
+                "dtype": "video",
+                "shape": [h, w, 3],
+                "names": ["height", "width", "channels"],
+                "info": {"video.fps": 10, "video.codec": "h264"},
+            }
     return f
 
 
 def _rows(eps, first_index=0):
-    cols = {k: [] for k in ("observation.state", "action", "next.reward", "timestamp", "frame_index", "episode_index",
-                            "index", "task_index")}
+    cols = {
+        k: []
+        for k in (
+            "observation.state",
+            "action",
+            "next.reward",
+            "timestamp",
+            "frame_index",
+            "episode_index",
+            "index",
+            "task_index",
+        )
+    }
     idx = first_index
     for e, ep in enumerate(eps):
         for i in range(len(ep["action"])):
@@ -82,32 +105,48 @@ def _rows(eps, first_index=0):
             cols["index"].append(idx)
             cols["task_index"].append(0)
             idx += 1
-    return pa.table({
-        "observation.state": pa.array(cols["observation.state"], type=pa.list_(pa.float32(), 6)),
-        "action": pa.array(cols["action"], type=pa.list_(pa.float32(), 3)),
-        "next.reward": pa.array(cols["next.reward"], type=pa.float32()),
-        "timestamp": pa.array(cols["timestamp"], type=pa.float32()),
-        **{k: pa.array(cols[k], type=pa.int64()) for k in ("frame_index", "episode_index", "index", "task_index")}})
+    return pa.table(
+        {
+            "observation.state": pa.array(cols["observation.state"], type=pa.list_(pa.float32(), 6)),
+            "action": pa.array(cols["action"], type=pa.list_(pa.float32(), 3)),
+            "next.reward": pa.array(cols["next.reward"], type=pa.float32()),
+            "timestamp": pa.array(cols["timestamp"], type=pa.float32()),
+            **{k: pa.array(cols[k], type=pa.int64()) for k in ("frame_index", "episode_index", "index", "task_index")},
+        }
+    )
 
 
 def write_lerobot_v3(root: Path, eps, video: bool = True) -> None:
     """A LeRobot v3.0 dataset: one data file, one video file per camera, episodes metadata."""
     n = sum(len(e["action"]) for e in eps)
-    info = {"codebase_version": "v3.0", "robot_type": "test", "total_episodes": len(eps), "total_frames": n,
-            "total_tasks": 1, "chunks_size": 1000, "fps": 10, "splits": {"train": f"0:{len(eps)}"},
-            "data_path": "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet",
-            "video_path": "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4" if video else None,
-            "features": _features(video)}
+    info = {
+        "codebase_version": "v3.0",
+        "robot_type": "test",
+        "total_episodes": len(eps),
+        "total_frames": n,
+        "total_tasks": 1,
+        "chunks_size": 1000,
+        "fps": 10,
+        "splits": {"train": f"0:{len(eps)}"},
+        "data_path": "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet",
+        "video_path": "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4" if video else None,
+        "features": _features(video),
+    }
     (root / "meta").mkdir(parents=True)
     (root / "meta" / "info.json").write_text(json.dumps(info))
     (root / "data" / "chunk-000").mkdir(parents=True)
     pq.write_table(_rows(eps), root / "data" / "chunk-000" / "file-000.parquet")
     ends = np.cumsum([len(e["action"]) for e in eps])
     starts = ends - [len(e["action"]) for e in eps]
-    ep_cols = {"episode_index": list(range(len(eps))), "tasks": [["push the block"]] * len(eps),
-               "length": [len(e["action"]) for e in eps], "data/chunk_index": [0] * len(eps),
-               "data/file_index": [0] * len(eps), "dataset_from_index": starts.tolist(),
-               "dataset_to_index": ends.tolist()}
+    ep_cols = {
+        "episode_index": list(range(len(eps))),
+        "tasks": [["push the block"]] * len(eps),
+        "length": [len(e["action"]) for e in eps],
+        "data/chunk_index": [0] * len(eps),
+        "data/file_index": [0] * len(eps),
+        "dataset_from_index": starts.tolist(),
+        "dataset_to_index": ends.tolist(),
+    }
     if video:
         for cam in CAMS:
             _mp4(root / "videos" / cam / "chunk-000" / "file-000.mp4", np.concatenate([e[cam] for e in eps]))
@@ -117,21 +156,32 @@ def write_lerobot_v3(root: Path, eps, video: bool = True) -> None:
             ep_cols[f"videos/{cam}/to_timestamp"] = (ends / 10).tolist()
     (root / "meta" / "episodes" / "chunk-000").mkdir(parents=True)
     pq.write_table(pa.table(ep_cols), root / "meta" / "episodes" / "chunk-000" / "file-000.parquet")
-    pq.write_table(pa.table({"task_index": [0], "__index_level_0__": ["push the block"]}), root / "meta" / "tasks.parquet")
+    pq.write_table(
+        pa.table({"task_index": [0], "__index_level_0__": ["push the block"]}), root / "meta" / "tasks.parquet"
+    )
 
 
 def write_lerobot_v21(root: Path, eps) -> None:
     """A LeRobot v2.1 dataset: a parquet and an mp4 per episode and camera, jsonl metadata."""
-    info = {"codebase_version": "v2.1", "robot_type": "test", "total_episodes": len(eps), "fps": 10, "chunks_size": 1000,
-            "data_path": "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet",
-            "video_path": "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4",
-            "features": _features(True)}
+    info = {
+        "codebase_version": "v2.1",
+        "robot_type": "test",
+        "total_episodes": len(eps),
+        "fps": 10,
+        "chunks_size": 1000,
+        "data_path": "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet",
+        "video_path": "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4",
+        "features": _features(True),
+    }
     (root / "meta").mkdir(parents=True)
     (root / "meta" / "info.json").write_text(json.dumps(info))
     (root / "meta" / "tasks.jsonl").write_text(json.dumps({"task_index": 0, "task": "push the block"}) + "\n")
-    (root / "meta" / "episodes.jsonl").write_text("".join(
-        json.dumps({"episode_index": i, "tasks": ["push the block"], "length": len(e["action"])}) + "\n"
-        for i, e in enumerate(eps)))
+    (root / "meta" / "episodes.jsonl").write_text(
+        "".join(
+            json.dumps({"episode_index": i, "tasks": ["push the block"], "length": len(e["action"])}) + "\n"
+            for i, e in enumerate(eps)
+        )
+    )
     (root / "data" / "chunk-000").mkdir(parents=True)
     first = 0
     for i, e in enumerate(eps):
@@ -199,8 +249,10 @@ def write_robomimic(path: Path, eps, masks=None, bad_demo=None) -> None:
             g.create_dataset("actions", data=e["action"])
             g.create_dataset("rewards", data=e["next.reward"][:, 0])
             g.create_dataset("dones", data=np.eye(1, len(e["action"]), len(e["action"]) - 1)[0].astype(np.int64))
-            g.create_dataset("obs/robot0_eef_pos", data=e["observation.state"][:, :3] if i != bad_demo else
-                             e["observation.state"][:-1, :3])
+            g.create_dataset(
+                "obs/robot0_eef_pos",
+                data=e["observation.state"][:, :3] if i != bad_demo else e["observation.state"][:-1, :3],
+            )
             g.create_dataset("obs/agentview_image", data=e["observation.images.wrist"])
         for name, demos in (masks or {}).items():
             f.create_dataset(f"mask/{name}", data=np.array([d.encode() for d in demos]))
@@ -237,8 +289,12 @@ def test_round_trip_zarr_lerobot_zarr(tmp_path):
     for t in (9, 4, 13):
         yy, xx = np.mgrid[0:32, 0:32]
         img = np.stack([np.stack([xx * 8, yy * 8, np.full_like(xx, 10 * i)], -1) for i in range(t)]).astype(np.uint8)
-        ep = {"state": rng.normal(size=(t, 5)).astype(np.float32), "action": rng.normal(size=(t, 2)).astype(np.float32),
-              "img": img, "wrist": img[:, ::-1].copy()}
+        ep = {
+            "state": rng.normal(size=(t, 5)).astype(np.float32),
+            "action": rng.normal(size=(t, 2)).astype(np.float32),
+            "img": img,
+            "wrist": img[:, ::-1].copy(),
+        }
         buf.add_episode(ep)
         originals.append(ep)
     convert(tmp_path / "a.zarr", tmp_path / "le", progress=False)
@@ -247,8 +303,12 @@ def test_round_trip_zarr_lerobot_zarr(tmp_path):
     assert info["features"]["observation.images.img"]["dtype"] == "video"
     assert (tmp_path / "le" / "videos" / "observation.images.wrist" / "chunk-000" / "file-000.mp4").is_file()
     stats = json.loads((tmp_path / "le" / "meta" / "stats.json").read_text())
-    np.testing.assert_allclose(stats["observation.state"]["mean"], np.concatenate([e["state"] for e in originals]).mean(0),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        stats["observation.state"]["mean"],
+        np.concatenate([e["state"] for e in originals]).mean(0),
+        rtol=1e-5,
+        atol=1e-6,
+    )
     convert(tmp_path / "le", tmp_path / "b.zarr", progress=False)
     back = ReplayBuffer.open(tmp_path / "b.zarr")
     assert sorted(back.keys) == ["action", "img", "state", "wrist"]
@@ -258,17 +318,20 @@ def test_round_trip_zarr_lerobot_zarr(tmp_path):
         np.testing.assert_array_equal(got["action"], e["action"])
         for k in ("img", "wrist"):
             mse = np.mean((got[k].astype(float) - e[k]) ** 2)
-            psnr = 10 * np.log10(255 ** 2 / max(mse, 1e-12))
+            psnr = 10 * np.log10(255**2 / max(mse, 1e-12))
             assert psnr > 35, f"episode {i} {k}: PSNR {psnr:.1f} dB"
 
 
-@pytest.mark.parametrize("breakage, match", [
-    ("missing_video", "video file missing"),
-    ("frame_count", "expected 12 frames"),
-    ("version", "codebase_version"),
-    ("info_json", "expected JSON"),
-    ("row_count", "expected 12 frames"),
-])
+@pytest.mark.parametrize(
+    "breakage, match",
+    [
+        ("missing_video", "video file missing"),
+        ("frame_count", "expected 12 frames"),
+        ("version", "codebase_version"),
+        ("info_json", "expected JSON"),
+        ("row_count", "expected 12 frames"),
+    ],
+)
 def test_lerobot_bad_input_is_one_line_and_leaves_nothing(tmp_path, breakage, match):
     root = tmp_path / "le"
     eps = _episodes()
@@ -276,7 +339,10 @@ def test_lerobot_bad_input_is_one_line_and_leaves_nothing(tmp_path, breakage, ma
     if breakage == "missing_video":
         (root / "videos" / "chunk-000" / "observation.images.top" / "episode_000001.mp4").unlink()
     elif breakage == "frame_count":
-        _mp4(root / "videos" / "chunk-000" / "observation.images.top" / "episode_000001.mp4", eps[1]["observation.images.top"][:9])
+        _mp4(
+            root / "videos" / "chunk-000" / "observation.images.top" / "episode_000001.mp4",
+            eps[1]["observation.images.top"][:9],
+        )
     elif breakage == "version":
         info = json.loads((root / "meta" / "info.json").read_text())
         (root / "meta" / "info.json").write_text(json.dumps({**info, "codebase_version": "v9.9"}))
@@ -318,7 +384,8 @@ def test_val_mask_from_a_converted_robomimic_dataset_is_the_validation_split(tmp
 
     write_robomimic(tmp_path / "d.hdf5", _episodes(), masks={"valid": ["demo_1"], "train": ["demo_0", "demo_2"]})
     convert(tmp_path / "d.hdf5", tmp_path / "d.zarr", progress=False)
-    cfg = compose(["task=fetch_reach", "task.obs_keys=[robot0_eef_pos]", f"data={tmp_path / 'd.zarr'}",
-                   "algo.val_mask=valid"])
+    cfg = compose(
+        ["task=fetch_reach", "task.obs_keys=[robot0_eef_pos]", f"data={tmp_path / 'd.zarr'}", "algo.val_mask=valid"]
+    )
     data = DataBundle(cfg, tmp_path / "d.zarr")
     assert list(data.val.episodes) == [1] and list(data.train.episodes) == [0, 2]

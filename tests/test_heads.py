@@ -7,6 +7,7 @@ must follow that mode: that is what makes inpainting (real-time chunking) useful
 
 Each head is trained once per module (small nets, a few hundred Adam steps, fixed seeds).
 """
+
 from __future__ import annotations
 
 import pytest
@@ -19,9 +20,9 @@ from robolearn.nets.denoiser import masked_mse, rtc_weight
 
 H, A, D, C = 4, 2, 8, 0.6
 N_SAMPLES = 400
-MARGIN = 0.3        # samples may overshoot the data range [-C, C] by this much
-MID = C / 2         # a chunk whose mean is within MID of 0 is "between the modes"
-PREFIX_TOL = 1e-5   # frozen prefix steps must come back (numerically) exactly
+MARGIN = 0.3  # samples may overshoot the data range [-C, C] by this much
+MID = C / 2  # a chunk whose mean is within MID of 0 is "between the modes"
+PREFIX_TOL = 1e-5  # frozen prefix steps must come back (numerically) exactly
 
 TINY_UNET = dict(down_dims=[16, 32])
 TINY_TF = dict(denoiser="transformer", d_model=32, n_layers=2, n_heads=2)
@@ -89,6 +90,7 @@ def in_range_fraction(x: torch.Tensor) -> float:
 
 # ---- learning ------------------------------------------------------------------------------
 
+
 def test_regression_averages_the_modes(trained):
     x = draw(trained["regression"])
     assert x.abs().max() < MID, "an MSE regressor must land near the mean (0) of a symmetric bimodal target"
@@ -130,7 +132,9 @@ def test_inpainting_follows_the_prefix(trained, name, sign):
         if inpaint:
             head.inpaint = inpaint
         x = draw(head, prefix=prefix, prefix_weights=w)
-        assert (x[:, :2] - prefix[:, :2]).abs().max() < PREFIX_TOL, f"{name}/{inpaint}: frozen steps differ from the prefix"
+        assert (x[:, :2] - prefix[:, :2]).abs().max() < PREFIX_TOL, (
+            f"{name}/{inpaint}: frozen steps differ from the prefix"
+        )
         rest = x[:, 2:]
         assert in_range_fraction(rest) >= 0.9, f"{name}/{inpaint}: free steps leave the data range"
         if name == "regression":
@@ -179,6 +183,7 @@ def test_prefix_shape_is_checked(trained):
 
 # ---- determinism and checkpoints -----------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", list(HEADS))
 def test_same_seed_same_samples_and_safetensors_roundtrip(trained, name, tmp_path):
     head = trained[name]
@@ -195,8 +200,10 @@ def test_same_seed_same_samples_and_safetensors_roundtrip(trained, name, tmp_pat
     fresh.eval()
     assert torch.equal(a, draw(fresh, n=6, seed=3))
     prefix, w = torch.full((6, H, A), C), torch.tensor([1.0, 0.5, 0.0, 0.0])
-    assert torch.equal(draw(head, n=6, seed=5, prefix=prefix, prefix_weights=w),
-                       draw(fresh, n=6, seed=5, prefix=prefix, prefix_weights=w))
+    assert torch.equal(
+        draw(head, n=6, seed=5, prefix=prefix, prefix_weights=w),
+        draw(fresh, n=6, seed=5, prefix=prefix, prefix_weights=w),
+    )
 
 
 def test_quantile_bins_are_fitted_saved_and_exact_on_discrete_data(tmp_path):
@@ -219,8 +226,11 @@ def test_quantile_bins_are_fitted_saved_and_exact_on_discrete_data(tmp_path):
 
 # ---- masks ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kind,options", [("mdn", dict(hidden=[32])),
-                                          ("autoregressive", dict(num_bins=8, d_model=16, n_layers=1, n_heads=2, dropout=0.0))])
+
+@pytest.mark.parametrize(
+    "kind,options",
+    [("mdn", dict(hidden=[32])), ("autoregressive", dict(num_bins=8, d_model=16, n_layers=1, n_heads=2, dropout=0.0))],
+)
 def test_padded_steps_do_not_count(kind, options):
     """Padding sits at the end of a chunk; heads whose loss factorises over steps (MDN's diagonal
     Gaussians, the causal AR model) must give the same loss whatever the padded values are."""
@@ -255,23 +265,40 @@ def test_rtc_weight_matches_the_formula():
 # ---- options -------------------------------------------------------------------------------
 
 BAD = [
-    ("mdn", dict(num_components=0)), ("mdn", dict(min_std=-0.1)), ("mdn", dict(eval_mode="mean")),
-    ("autoregressive", dict(num_bins=1)), ("autoregressive", dict(binning="kmeans")),
-    ("autoregressive", dict(temperature=0.0)), ("autoregressive", dict(eval_mode="beam")),
+    ("mdn", dict(num_components=0)),
+    ("mdn", dict(min_std=-0.1)),
+    ("mdn", dict(eval_mode="mean")),
+    ("autoregressive", dict(num_bins=1)),
+    ("autoregressive", dict(binning="kmeans")),
+    ("autoregressive", dict(temperature=0.0)),
+    ("autoregressive", dict(eval_mode="beam")),
     ("autoregressive", dict(d_model=30, n_heads=4)),
-    ("diffusion", dict(num_inference_steps=0)), ("diffusion", dict(num_inference_steps=200)),
-    ("diffusion", dict(scheduler="euler")), ("diffusion", dict(prediction_type="v_prediction")),
-    ("diffusion", dict(inpaint="blend")), ("diffusion", dict(denoiser="mlp")),
-    ("diffusion", dict(beta_schedule="cosine")), ("diffusion", dict(down_dims=[12, 24])),
-    ("diffusion", dict(kernel_size=4)), ("diffusion", dict(guidance_beta=-1.0)),
-    ("flow", dict(num_steps=0)), ("flow", dict(time_sampling="logit_normal")), ("flow", dict(init_noise="uniform")),
-    ("flow", dict(guidance_beta=-1.0)), ("flow", dict(beta_a=0.0, time_sampling="beta")),
+    ("diffusion", dict(num_inference_steps=0)),
+    ("diffusion", dict(num_inference_steps=200)),
+    ("diffusion", dict(scheduler="euler")),
+    ("diffusion", dict(prediction_type="v_prediction")),
+    ("diffusion", dict(inpaint="blend")),
+    ("diffusion", dict(denoiser="mlp")),
+    ("diffusion", dict(beta_schedule="cosine")),
+    ("diffusion", dict(down_dims=[12, 24])),
+    ("diffusion", dict(kernel_size=4)),
+    ("diffusion", dict(guidance_beta=-1.0)),
+    ("flow", dict(num_steps=0)),
+    ("flow", dict(time_sampling="logit_normal")),
+    ("flow", dict(init_noise="uniform")),
+    ("flow", dict(guidance_beta=-1.0)),
+    ("flow", dict(beta_a=0.0, time_sampling="beta")),
     ("flow", dict(denoiser="transformer", d_model=30, n_heads=4)),
-    ("mip", dict(num_steps=0)), ("mip", dict(t_star=1.0)), ("mip", dict(refine_noise=-0.5)),
+    ("mip", dict(num_steps=0)),
+    ("mip", dict(t_star=1.0)),
+    ("mip", dict(refine_noise=-0.5)),
     ("mip", dict(refine_from="noise")),
     # misspelled options are caught too, not silently ignored
-    ("mdn", dict(n_components=3)), ("autoregressive", dict(bins=64)), ("diffusion", dict(num_inference_step=5)),
-    ("flow", dict(steps=5)), ("mip", dict(tstar=0.5)),
+    ("mdn", dict(n_components=3)),
+    ("autoregressive", dict(bins=64)),
+    ("diffusion", dict(num_inference_step=5)),
+    ("flow", dict(steps=5)),
+    ("mip", dict(tstar=0.5)),
 ]
 
 
@@ -281,21 +308,28 @@ def test_bad_options_raise_config_error(kind, options):
         build_head(kind, D, H, A, **options)
 
 
-@pytest.mark.parametrize("kind,options", [
-    ("flow", dict(TINY_UNET, init_noise="zero", num_steps=1)),           # straight one-step flow from zero
-    ("mip", dict(TINY_UNET, refine_from="prediction", refine_noise=0.0, num_steps=3)),  # residual regression
-    ("mip", dict(TINY_TF, scale_input=True, num_steps=9)),
-    ("diffusion", dict(TINY_TF, scheduler="dpmsolver", num_inference_steps=1)),
-    ("diffusion", dict(TINY_UNET, num_inference_steps=1, inpaint="replace")),
-])
+@pytest.mark.parametrize(
+    "kind,options",
+    [
+        ("flow", dict(TINY_UNET, init_noise="zero", num_steps=1)),  # straight one-step flow from zero
+        ("mip", dict(TINY_UNET, refine_from="prediction", refine_noise=0.0, num_steps=3)),  # residual regression
+        ("mip", dict(TINY_TF, scale_input=True, num_steps=9)),
+        ("diffusion", dict(TINY_TF, scheduler="dpmsolver", num_inference_steps=1)),
+        ("diffusion", dict(TINY_UNET, num_inference_steps=1, inpaint="replace")),
+    ],
+)
 def test_ablation_variants_run(kind, options):
     head = build_head(kind, D, H, A, **options)
     acts = toy_chunks(8, torch.Generator().manual_seed(0))
     head.loss(COND.expand(8, D), acts)["loss"].backward()
     x = head.eval().sample(COND.expand(8, D), generator=torch.Generator().manual_seed(0))
     assert x.shape == (8, H, A) and torch.isfinite(x).all()
-    x = head.sample(COND.expand(8, D), prefix=acts, prefix_weights=torch.tensor([1.0, 0.0, 0.0, 0.0]),
-                    generator=torch.Generator().manual_seed(0))
+    x = head.sample(
+        COND.expand(8, D),
+        prefix=acts,
+        prefix_weights=torch.tensor([1.0, 0.0, 0.0, 0.0]),
+        generator=torch.Generator().manual_seed(0),
+    )
     assert (x[:, 0] - acts[:, 0]).abs().max() < PREFIX_TOL
 
 
@@ -311,5 +345,7 @@ def test_heads_run_on_cuda(name):
     with torch.autocast("cuda", dtype=torch.bfloat16):
         head.loss(cond, acts, torch.ones(8, H, dtype=torch.bool, device="cuda"))["loss"].backward()
     g = torch.Generator(device="cuda").manual_seed(0)
-    x = head.eval().sample(cond, prefix=acts, prefix_weights=torch.tensor([1.0, 0.5, 0.0, 0.0], device="cuda"), generator=g)
+    x = head.eval().sample(
+        cond, prefix=acts, prefix_weights=torch.tensor([1.0, 0.5, 0.0, 0.0], device="cuda"), generator=g
+    )
     assert x.shape == (8, H, A) and x.device.type == "cuda" and torch.isfinite(x).all()

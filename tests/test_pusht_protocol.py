@@ -1,6 +1,7 @@
 """Push-T at the paper's protocol: keypoint observations equal the dataset's, the angle
 encoding option, evaluation during training (history, plot, best / last-k summary), parallel
 evaluation equal to in-process evaluation, and bad evaluation settings caught up front."""
+
 import json
 
 import numpy as np
@@ -51,8 +52,13 @@ def test_cos_sin_angle_option_is_continuous_and_matches_the_converted_dataset(pu
 
 
 def test_summary_numbers_come_from_the_evaluation_rows():
-    rows = [{"step": 5, "loss": 1.0}, *[{"step": s, "eval_score": sc, "eval_success": su, "eval_episodes": 50, "eval_s": 2.0}
-                                        for s, sc, su in ((10, 0.5, 0.1), (20, 0.9, 0.4), (30, 0.8, 0.6), (40, 0.7, 0.2))]]
+    rows = [
+        {"step": 5, "loss": 1.0},
+        *[
+            {"step": s, "eval_score": sc, "eval_success": su, "eval_episodes": 50, "eval_s": 2.0}
+            for s, sc, su in ((10, 0.5, 0.1), (20, 0.9, 0.4), (30, 0.8, 0.6), (40, 0.7, 0.2))
+        ],
+    ]
     s = eval_summary(rows, last_k=2)
     assert (s["best_score"], s["best_success"], s["best_step"]) == (0.9, 0.4, 20)
     assert s["mean_last_k_score"] == pytest.approx(0.75) and s["mean_last_k_success"] == pytest.approx(0.4)
@@ -61,10 +67,23 @@ def test_summary_numbers_come_from_the_evaluation_rows():
 
 def test_training_with_eval_every_writes_rows_plot_and_summary(pusht_zarr, tmp_path):
     run = tmp_path / "run"
-    cfg = compose(["task=pusht_keypoints", "policy=regression", f"run_dir={run}", "algo.steps=30",
-                   "algo.batch_size=16", "algo.eval_every=10", "algo.eval_last_k=2", "eval.episodes=3",
-                   "eval.n_envs=3", "eval.workers=0", "algo.log_every=5", "algo.warmup_steps=5",
-                   "algo.max_episodes=20"])
+    cfg = compose(
+        [
+            "task=pusht_keypoints",
+            "policy=regression",
+            f"run_dir={run}",
+            "algo.steps=30",
+            "algo.batch_size=16",
+            "algo.eval_every=10",
+            "algo.eval_last_k=2",
+            "eval.episodes=3",
+            "eval.n_envs=3",
+            "eval.workers=0",
+            "algo.log_every=5",
+            "algo.warmup_steps=5",
+            "algo.max_episodes=20",
+        ]
+    )
     train(cfg, run, progress=False)
     hist = json.loads((run / "train_history.json").read_text())
     evals = [h for h in hist if "eval_score" in h]
@@ -82,21 +101,49 @@ def test_parallel_evaluation_equals_in_process(pusht_zarr, tmp_path):
     from robolearn.policy import ChunkPolicy
 
     run = tmp_path / "run"
-    cfg = compose(["task=pusht_keypoints", "policy=flow", "policy.head.down_dims=[16,32]", f"run_dir={run}",
-                   "algo.steps=20", "algo.batch_size=16", "algo.max_episodes=10"])
+    cfg = compose(
+        [
+            "task=pusht_keypoints",
+            "policy=flow",
+            "policy.head.down_dims=[16,32]",
+            f"run_dir={run}",
+            "algo.steps=20",
+            "algo.batch_size=16",
+            "algo.max_episodes=10",
+        ]
+    )
     policy = ChunkPolicy.load(train(cfg, run, progress=False))
     task = make_task("pusht_keypoints", max_steps=60)
-    runs = [evaluate_policy(policy, task, {"name": "receding"}, tmp_path / f"w{w}", n_episodes=5, n_envs=5,
-                            seed_start=100_000, progress=False, workers=w) for w in (0, 2)]
+    runs = [
+        evaluate_policy(
+            policy,
+            task,
+            {"name": "receding"},
+            tmp_path / f"w{w}",
+            n_episodes=5,
+            n_envs=5,
+            seed_start=100_000,
+            progress=False,
+            workers=w,
+        )
+        for w in (0, 2)
+    ]
     eps = [json.loads((tmp_path / f"w{w}" / "metrics.json").read_text())["episodes"] for w in (0, 2)]
     assert eps[0] == eps[1]
     assert runs[0]["mean_max_score"] == runs[1]["mean_max_score"]
 
 
-@pytest.mark.parametrize("override, match", [
-    ("algo.eval_every=0", "eval_every"), ("algo.eval_every=-5", "eval_every"),
-    ("algo.eval_every=500", "algo.steps=20"), ("algo.eval_every=2.5", "eval_every"),
-    ("eval.workers=-1", "eval.workers"), ("task.kwargs.angle=degrees", "angle")])
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        ("algo.eval_every=0", "eval_every"),
+        ("algo.eval_every=-5", "eval_every"),
+        ("algo.eval_every=500", "algo.steps=20"),
+        ("algo.eval_every=2.5", "eval_every"),
+        ("eval.workers=-1", "eval.workers"),
+        ("task.kwargs.angle=degrees", "angle"),
+    ],
+)
 def test_bad_evaluation_and_task_settings_stop_before_training(pusht_zarr, tmp_path, override, match):
     task = "task=pusht" if "angle" in override else "task=pusht_keypoints"
     cfg = compose([task, f"run_dir={tmp_path / 'run'}", "algo.steps=20", "algo.eval_every=10", override])

@@ -1,4 +1,5 @@
 """End to end on a real simulator: collect -> train -> reload in a fresh process -> evaluate."""
+
 import json
 import subprocess
 import sys
@@ -27,9 +28,20 @@ def reach_data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def trained(reach_data, tmp_path_factory):
     run = tmp_path_factory.mktemp("run")
-    cfg = compose(["task=fetch_reach", f"data={reach_data}", f"run_dir={run}", "algo.steps=400",
-                   "algo.log_every=20", "algo.val_every=200", "algo.ckpt_every=200", "algo.warmup_steps=20",
-                   "algo.batch_size=64", "algo.lr=1e-3"])
+    cfg = compose(
+        [
+            "task=fetch_reach",
+            f"data={reach_data}",
+            f"run_dir={run}",
+            "algo.steps=400",
+            "algo.log_every=20",
+            "algo.val_every=200",
+            "algo.ckpt_every=200",
+            "algo.warmup_steps=20",
+            "algo.batch_size=64",
+            "algo.lr=1e-3",
+        ]
+    )
     return cfg, run, train(cfg, run, progress=False)
 
 
@@ -48,19 +60,30 @@ def test_checkpoint_reloads_identically_in_a_fresh_process(trained, tmp_path):
     obs = np.random.default_rng(0).normal(size=(3, policy.obs_horizon, 13)).astype(np.float32)
     np.save(tmp_path / "obs.npy", obs)
     here = policy.predict_chunk({"state": obs})
-    code = ("import sys, numpy as np; from robolearn.policy import ChunkPolicy;"
-            "p = ChunkPolicy.load(sys.argv[1]); o = np.load(sys.argv[2]);"
-            "np.save(sys.argv[3], p.predict_chunk({'state': o}))")
-    subprocess.run([sys.executable, "-c", code, str(ckpt), str(tmp_path / "obs.npy"), str(tmp_path / "out.npy")],
-                   check=True)
+    code = (
+        "import sys, numpy as np; from robolearn.policy import ChunkPolicy;"
+        "p = ChunkPolicy.load(sys.argv[1]); o = np.load(sys.argv[2]);"
+        "np.save(sys.argv[3], p.predict_chunk({'state': o}))"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code, str(ckpt), str(tmp_path / "obs.npy"), str(tmp_path / "out.npy")], check=True
+    )
     there = np.load(tmp_path / "out.npy")
     assert there.shape == (3, policy.horizon, 4)
     np.testing.assert_array_equal(here, there)
 
 
 def test_resume_continues_from_the_last_checkpoint(reach_data, tmp_path):
-    base = ["task=fetch_reach", f"data={reach_data}", f"run_dir={tmp_path}", "algo.log_every=10",
-            "algo.ckpt_every=50", "algo.val_every=50", "algo.warmup_steps=5", "algo.batch_size=32"]
+    base = [
+        "task=fetch_reach",
+        f"data={reach_data}",
+        f"run_dir={tmp_path}",
+        "algo.log_every=10",
+        "algo.ckpt_every=50",
+        "algo.val_every=50",
+        "algo.warmup_steps=5",
+        "algo.batch_size=32",
+    ]
     train(compose(base + ["algo.steps=50"]), tmp_path, progress=False)
     # same run dir, longer schedule: picks up at step 50 instead of starting over
     cfg = compose(base + ["algo.steps=100"])
@@ -72,13 +95,20 @@ def test_resume_continues_from_the_last_checkpoint(reach_data, tmp_path):
 
 def test_evaluation_writes_metrics(trained, tmp_path):
     from envs import make_task
-
     from robolearn.eval.rollout import evaluate_policy
 
     cfg, _, ckpt = trained
     policy = ChunkPolicy.load(ckpt)
-    m = evaluate_policy(policy, make_task("fetch_reach", obs="state"), {"name": "receding"}, tmp_path,
-                        n_episodes=6, n_envs=3, n_videos=1, progress=False)
+    m = evaluate_policy(
+        policy,
+        make_task("fetch_reach", obs="state"),
+        {"name": "receding"},
+        tmp_path,
+        n_episodes=6,
+        n_envs=3,
+        n_videos=1,
+        progress=False,
+    )
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["summary"]["episodes"] == 6 and len(saved["episodes"]) == 6
     assert [e["seed"] for e in saved["episodes"]] == list(range(100_000, 100_006))
@@ -91,8 +121,17 @@ def test_same_seed_same_training(reach_data, tmp_path):
     """Fixed seeds: two short runs give bit-identical weights on CPU."""
     outs = []
     for i in range(2):
-        cfg = compose(["task=fetch_reach", f"data={reach_data}", "algo.steps=20", "algo.log_every=10",
-                       "algo.ckpt_every=20", "algo.val_every=20", "algo.batch_size=32"])
+        cfg = compose(
+            [
+                "task=fetch_reach",
+                f"data={reach_data}",
+                "algo.steps=20",
+                "algo.log_every=10",
+                "algo.ckpt_every=20",
+                "algo.val_every=20",
+                "algo.batch_size=32",
+            ]
+        )
         outs.append(ChunkPolicy.load(train(cfg, tmp_path / str(i), progress=False)))
     for (k, a), (_, b) in zip(outs[0].state_dict().items(), outs[1].state_dict().items()):
         assert torch.equal(a, b), k

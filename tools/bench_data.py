@@ -1,7 +1,8 @@
 """Windows per second of WindowSampler on the Push-T demos: can sampling keep a training loop fed?
 
-    python tools/bench_data.py [PATH]   (default: $ROBOLEARN_PUSHT_ZARR)
+python tools/bench_data.py [PATH]   (default: $ROBOLEARN_PUSHT_ZARR)
 """
+
 from __future__ import annotations
 
 import argparse

@@ -8,6 +8,7 @@ samples/s, eval (inference) samples/s and parameter counts as one JSON line.
     python tools/bench_encoders.py --width 64          # the full-width ResNet-18 trunk
     python tools/bench_encoders.py --device cuda --batch 256
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--steps", type=int, default=5, help="steps per timed window (after 2 warm-up steps)")
-    ap.add_argument("--repeats", type=int, default=3, help="timed windows; median and best are reported "
-                    "(best is the least disturbed by other jobs on a shared machine)")
+    ap.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="timed windows; median and best are reported "
+        "(best is the least disturbed by other jobs on a shared machine)",
+    )
     ap.add_argument("--width", type=int, default=None, help="trunk width (default: the encoder default)")
     ap.add_argument("--backbone", default=None)
     ap.add_argument("--pool", default=None)
@@ -55,8 +61,10 @@ def main() -> None:
     opt = torch.optim.AdamW(params, lr=1e-4)
 
     # Data lives on the host as uint8, as it comes from the sampler; the copy is part of the step.
-    obs = {"img": torch.randint(0, 256, (B, To, 96, 96, 3), dtype=torch.uint8),
-           "agent_pos": torch.rand(B, To, 2) * 2 - 1}
+    obs = {
+        "img": torch.randint(0, 256, (B, To, 96, 96, 3), dtype=torch.uint8),
+        "agent_pos": torch.rand(B, To, 2) * 2 - 1,
+    }
     act = torch.rand(B, H, A) * 2 - 1
     amp = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=args.amp)
 
@@ -98,17 +106,25 @@ def main() -> None:
         eval_sps = timed(infer)
 
     cam = enc.cameras["img"]
-    print(json.dumps({
-        "device": str(dev) if dev.type != "cuda" else torch.cuda.get_device_name(dev),
-        "cpu": platform.processor() or platform.machine(), "threads": args.threads, "batch": B,
-        "rgb": rgb, "amp": args.amp,
-        "train_samples_per_s": round(statistics.median(train_sps), 1),
-        "train_samples_per_s_best": round(max(train_sps), 1),
-        "eval_samples_per_s": round(statistics.median(eval_sps), 1),
-        "eval_samples_per_s_best": round(max(eval_sps), 1),
-        "image_encoder_params": count_params(cam), "trunk_params": count_params(cam.trunk),
-        "total_params": sum(p.numel() for p in params),
-    }))
+    print(
+        json.dumps(
+            {
+                "device": str(dev) if dev.type != "cuda" else torch.cuda.get_device_name(dev),
+                "cpu": platform.processor() or platform.machine(),
+                "threads": args.threads,
+                "batch": B,
+                "rgb": rgb,
+                "amp": args.amp,
+                "train_samples_per_s": round(statistics.median(train_sps), 1),
+                "train_samples_per_s_best": round(max(train_sps), 1),
+                "eval_samples_per_s": round(statistics.median(eval_sps), 1),
+                "eval_samples_per_s_best": round(max(eval_sps), 1),
+                "image_encoder_params": count_params(cam),
+                "trunk_params": count_params(cam.trunk),
+                "total_params": sum(p.numel() for p in params),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ inpainting prefix (what real-time chunking pays), median over repeated calls.
     python tools/bench_heads.py                      # all policy configs, 1 CPU thread
     python tools/bench_heads.py --heads flow mip --threads 2 --json out.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,7 +41,9 @@ def median_time(fn, n: int, warmup: int = 2) -> float:
     return statistics.median(times)
 
 
-def bench(config: str, batch: int, cond_dim: int, horizon: int, action_dim: int, train_steps: int, n_infer: int) -> dict:
+def bench(
+    config: str, batch: int, cond_dim: int, horizon: int, action_dim: int, train_steps: int, n_infer: int
+) -> dict:
     opts = head_options(config)
     name = opts.pop("name")
     torch.manual_seed(0)
@@ -64,11 +67,17 @@ def bench(config: str, batch: int, cond_dim: int, horizon: int, action_dim: int,
     prefix = acts[:1]
     w = torch.zeros(horizon)
     w[: horizon // 4] = 1.0  # a frozen delay of H/4 steps plus an exponentially decaying soft part
-    w[horizon // 4: horizon // 2] = torch.exp(-torch.arange(horizon // 4, dtype=torch.float32))
+    w[horizon // 4 : horizon // 2] = torch.exp(-torch.arange(horizon // 4, dtype=torch.float32))
     t_free = median_time(lambda: head.sample(c1, generator=g), n_infer)
     t_prefix = median_time(lambda: head.sample(c1, prefix=prefix, prefix_weights=w, generator=g), n_infer)
-    return {"config": config, "head": name, "params": sum(p.numel() for p in head.parameters()),
-            "train_samples_per_s": batch / t_step, "infer_ms": 1e3 * t_free, "infer_prefix_ms": 1e3 * t_prefix}
+    return {
+        "config": config,
+        "head": name,
+        "params": sum(p.numel() for p in head.parameters()),
+        "train_samples_per_s": batch / t_step,
+        "infer_ms": 1e3 * t_free,
+        "infer_prefix_ms": 1e3 * t_prefix,
+    }
 
 
 def main() -> None:
@@ -85,15 +94,23 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rows = []
-    print(f"torch {torch.__version__}, {args.threads} thread(s), batch {args.batch}, cond {args.cond_dim}, "
-          f"H={args.horizon}, A={args.action_dim}")
-    print(f"| {'config':22s} | {'params':>9s} | {'train samples/s':>15s} | {'infer ms/chunk':>14s} | {'+prefix ms':>10s} |")
+    print(
+        f"torch {torch.__version__}, {args.threads} thread(s), batch {args.batch}, cond {args.cond_dim}, "
+        f"H={args.horizon}, A={args.action_dim}"
+    )
+    print(
+        f"| {'config':22s} | {'params':>9s} | {'train samples/s':>15s} | {'infer ms/chunk':>14s} | "
+        f"{'+prefix ms':>10s} |"
+    )
     print(f"|{'-' * 24}|{'-' * 11}|{'-' * 17}|{'-' * 16}|{'-' * 12}|")
     for config in args.heads:
         r = bench(config, args.batch, args.cond_dim, args.horizon, args.action_dim, args.train_steps, args.infer_calls)
         rows.append(r)
-        print(f"| {config:22s} | {r['params']:9,d} | {r['train_samples_per_s']:15,.0f} | {r['infer_ms']:14.2f} | "
-              f"{r['infer_prefix_ms']:10.2f} |", flush=True)
+        print(
+            f"| {config:22s} | {r['params']:9,d} | {r['train_samples_per_s']:15,.0f} | {r['infer_ms']:14.2f} | "
+            f"{r['infer_prefix_ms']:10.2f} |",
+            flush=True,
+        )
     if args.json:
         args.json.write_text(json.dumps({"threads": args.threads, "torch": torch.__version__, "rows": rows}, indent=2))
 

@@ -11,6 +11,7 @@ resume), so the command can simply be run again.
     MUJOCO_GL=egl python tools/compare_interactive.py --task fetch_push --seeds 0 1 2 \
         --out runs/compare_push -- algo.rounds=4 algo.labels_per_round=600 algo.steps=3000
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,22 +41,27 @@ def run_one(task: str, method: str, seed: int, out: Path, overrides: list[str]) 
 
 
 def summary_table(rows: list[dict]) -> str:
-    lines = ["| method | seeds | rounds | expert labels | env steps | success (mean ± std) | off-policy MSE | on-policy MSE |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| method | seeds | rounds | expert labels | env steps | success (mean ± std) | off-policy MSE "
+        "| on-policy MSE |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for m in dict.fromkeys(r["method"] for r in rows):
         mine = [r for r in rows if r["method"] == m]
         last = max(r["round"] for r in mine)
         fin = [r for r in mine if r["round"] == last]
         f = lambda k: np.array([r[k] for r in fin], dtype=float)  # noqa: E731
         s = f("success_rate")
-        lines.append(f"| {m} | {len(fin)} | {last} | {f('expert_labels').mean():.0f} | {f('env_steps').mean():.0f} | "
-                     f"{s.mean():.2f} ± {s.std():.2f} | {f('offpolicy_mse').mean():.4f} | {f('onpolicy_mse').mean():.4f} |")
+        lines.append(
+            f"| {m} | {len(fin)} | {last} | {f('expert_labels').mean():.0f} | {f('env_steps').mean():.0f} | "
+            f"{s.mean():.2f} ± {s.std():.2f} | {f('offpolicy_mse').mean():.4f} | {f('onpolicy_mse').mean():.4f} |"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    overrides = argv[argv.index("--") + 1:] if "--" in argv else []
+    overrides = argv[argv.index("--") + 1 :] if "--" in argv else []
     argv = argv[: argv.index("--")] if "--" in argv else argv
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--task", default="fetch_push")

@@ -7,6 +7,7 @@ executed-action Gaussian noise DART collection uses, with 95% Wilson intervals.
 An episode counts as a success as soon as the env reports ``is_success`` (collection stops
 there too); it runs at most the task's 50 steps.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,12 @@ from tqdm.auto import tqdm  # noqa: E402
 
 from envs import make_task  # noqa: E402
 
-EXPERTS = [("fetch_reach", "scripted"), ("fetch_push", "scripted"), ("fetch_push", "multimodal"),
-           ("fetch_pick_place", "scripted")]
+EXPERTS = [
+    ("fetch_reach", "scripted"),
+    ("fetch_push", "scripted"),
+    ("fetch_push", "multimodal"),
+    ("fetch_pick_place", "scripted"),
+]
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -45,7 +50,7 @@ def evaluate(name: str, kind: str, episodes: int, noise: float, seed_start: int,
     for seed in range(seed_start, seed_start + episodes):
         env.reset(seed=seed)
         expert.reset(env)
-        for t in range(task.spec.max_steps):
+        for t in range(task.spec.max_steps):  # noqa: B007 (t is the length after the loop)
             a = expert.act(env)
             if noise > 0:
                 a = np.clip(a + rng.normal(size=a.shape) * noise, -1, 1).astype(np.float32)
@@ -58,9 +63,17 @@ def evaluate(name: str, kind: str, episodes: int, noise: float, seed_start: int,
         bar.update(1)
     env.close()
     lo, hi = wilson(wins, episodes)
-    return {"task": name, "expert": kind, "noise": noise, "episodes": episodes, "successes": wins,
-            "rate": wins / episodes, "wilson95": [lo, hi], "mean_length": float(np.mean(lengths)),
-            "ms_per_step": 1e3 * (time.perf_counter() - t0) / steps}
+    return {
+        "task": name,
+        "expert": kind,
+        "noise": noise,
+        "episodes": episodes,
+        "successes": wins,
+        "rate": wins / episodes,
+        "wilson95": [lo, hi],
+        "mean_length": float(np.mean(lengths)),
+        "ms_per_step": 1e3 * (time.perf_counter() - t0) / steps,
+    }
 
 
 def main() -> None:
@@ -78,8 +91,10 @@ def main() -> None:
     print(f"\n{'task':<18}{'expert':<12}{'noise':>6}{'success':>10}{'95% Wilson':>18}{'len':>7}{'ms/step':>9}")
     for r in rows:
         ci = f"[{r['wilson95'][0]:.3f}, {r['wilson95'][1]:.3f}]"
-        print(f"{r['task']:<18}{r['expert']:<12}{r['noise']:>6.2f}{r['successes']:>6}/{r['episodes']:<3}"
-              f"{ci:>18}{r['mean_length']:>7.1f}{r['ms_per_step']:>9.2f}")
+        print(
+            f"{r['task']:<18}{r['expert']:<12}{r['noise']:>6.2f}{r['successes']:>6}/{r['episodes']:<3}"
+            f"{ci:>18}{r['mean_length']:>7.1f}{r['ms_per_step']:>9.2f}"
+        )
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps(rows, indent=2))

@@ -12,6 +12,7 @@ that load from other jobs hits every variant alike:
     OMP_NUM_THREADS=1 python tools/profile_train_step.py --threads 1
     python tools/profile_train_step.py --threads 2 --policies flow --json out.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,6 +49,7 @@ def make_step(policy: ChunkPolicy, data: DataBundle, batch: int, variant: str):
         torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
         opt.step()
         ema_update(ema, policy, 0.999)
+
     return step
 
 
@@ -59,7 +61,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=10, help="steps per variant per round")
-    ap.add_argument("--data", default=os.environ.get("ROBOLEARN_PUSHT_ZARR", "../shared/data/pusht_cchi_v7_replay.zarr"))
+    ap.add_argument(
+        "--data", default=os.environ.get("ROBOLEARN_PUSHT_ZARR", "../shared/data/pusht_cchi_v7_replay.zarr")
+    )
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -86,11 +90,21 @@ def main() -> None:
         base = statistics.median(times[a.variants[0]])
         for v in a.variants:
             med = statistics.median(times[v])
-            row = {"policy": pol, "variant": v, "threads": a.threads, "batch": a.batch, "ms_per_step": 1e3 * med,
-                   "samples_per_s": a.batch / med, "speedup": base / med}
+            row = {
+                "policy": pol,
+                "variant": v,
+                "threads": a.threads,
+                "batch": a.batch,
+                "ms_per_step": 1e3 * med,
+                "samples_per_s": a.batch / med,
+                "speedup": base / med,
+            }
             out.append(row)
-            print(f"| {pol:10s} | {v:8s} | {a.threads} | {a.batch} | {row['ms_per_step']:8.1f} | "
-                  f"{row['samples_per_s']:8.0f} | {row['speedup']:.2f}x |", flush=True)
+            print(
+                f"| {pol:10s} | {v:8s} | {a.threads} | {a.batch} | {row['ms_per_step']:8.1f} | "
+                f"{row['samples_per_s']:8.0f} | {row['speedup']:.2f}x |",
+                flush=True,
+            )
     if a.json:
         a.json.write_text(json.dumps(out, indent=2))
 

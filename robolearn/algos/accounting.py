@@ -7,12 +7,14 @@ explain the success: the learner's error on the expert's own states (off-policy,
 minimises) and on the states the learner itself visits (on-policy, what matters at test
 time). Compounding error is the gap between the two.
 """
+
 from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,15 +24,33 @@ from robolearn.data.sampler import WindowSampler
 from robolearn.eval.metrics import summarize
 from robolearn.eval.rollout import rollout
 
-COLUMNS = ["method", "seed", "round", "expert_labels", "expert_queries", "env_steps", "label_sim_steps",
-           "dataset_episodes", "rollouts", "beta", "noise_std", "success_rate", "success_lo", "success_hi",
-           "mean_max_score", "offpolicy_mse", "onpolicy_mse", "train_seconds"]
+COLUMNS = [
+    "method",
+    "seed",
+    "round",
+    "expert_labels",
+    "expert_queries",
+    "env_steps",
+    "label_sim_steps",
+    "dataset_episodes",
+    "rollouts",
+    "beta",
+    "noise_std",
+    "success_rate",
+    "success_lo",
+    "success_hi",
+    "mean_max_score",
+    "offpolicy_mse",
+    "onpolicy_mse",
+    "train_seconds",
+]
 
 
 # ---- the two errors ----------------------------------------------------------------------
 @torch.no_grad()
-def offpolicy_errors(policy, data_path: str | Path, bounds: tuple[np.ndarray, np.ndarray] | None = None,
-                     batch: int = 2048, seed: int = 0) -> np.ndarray:
+def offpolicy_errors(
+    policy, data_path: str | Path, bounds: tuple[np.ndarray, np.ndarray] | None = None, batch: int = 2048, seed: int = 0
+) -> np.ndarray:
     """First predicted action minus the expert's action, on every step of a clean expert
     dataset (N, A). DART uses their covariance as the next round's noise. Predictions are
     clipped to ``bounds`` (the env clips them too): an extrapolating regressor's +-10 is an
@@ -61,12 +81,21 @@ class _LastFrames:
         self.executor.reset(mask)
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        return self.executor.act({k: v[:, -self.to:] for k, v in obs.items()})
+        return self.executor.act({k: v[:, -self.to :] for k, v in obs.items()})
 
 
 @torch.no_grad()
-def evaluate_with_errors(policy, task, labeler, exec_cfg: dict | None, n_episodes: int, n_envs: int,
-                         seed_start: int, seed: int = 0, progress: bool = False) -> tuple[dict, np.ndarray]:
+def evaluate_with_errors(
+    policy,
+    task,
+    labeler,
+    exec_cfg: dict | None,
+    n_episodes: int,
+    n_envs: int,
+    seed_start: int,
+    seed: int = 0,
+    progress: bool = False,
+) -> tuple[dict, np.ndarray]:
     """Closed-loop success of the learner alone, plus its on-policy errors: at every state it
     visits, its fresh first action (clipped to the action bounds) minus the expert's action
     there (N, A)."""
@@ -79,15 +108,16 @@ def evaluate_with_errors(policy, task, labeler, exec_cfg: dict | None, n_episode
 
     def on_step(venv, obs, actions, alive):
         idx = np.flatnonzero(alive)
-        mine = policy.predict_chunk({k: obs[k][idx, -policy.obs_horizon:] for k in policy.obs_spec}, generator=gen)
+        mine = policy.predict_chunk({k: obs[k][idx, -policy.obs_horizon :] for k in policy.obs_spec}, generator=gen)
         theirs = np.stack([labeler.act(venv.envs[i], {k: v[i] for k, v in obs.items()}) for i in idx])
         errors.append(_clip(mine[:, 0], bounds) - theirs)
 
     def factory(n: int, wave: int):
         return _LastFrames(build_executor(exec_cfg, policy, n, generator=gen), policy.obs_horizon)
 
-    records = rollout(factory, task, n_episodes, n_envs, seed_start, to, progress=progress, desc="eval",
-                      on_step=on_step)
+    records = rollout(
+        factory, task, n_episodes, n_envs, seed_start, to, progress=progress, desc="eval", on_step=on_step
+    )
     return summarize(records), np.concatenate(errors) if errors else np.zeros((0, policy.action_dim))
 
 
@@ -148,10 +178,11 @@ def plot_ledgers(rows: list[dict[str, Any]], path: str | Path, title: str = "") 
     for m in methods:
         mine = [r for r in rows if r["method"] == m]
         rounds = sorted({r["round"] for r in mine})
-        x, y, off, on = (_agg(mine, rounds, k)
-                         for k in ("expert_labels", "success_rate", "offpolicy_mse", "onpolicy_mse"))
+        x, y, off, on = (
+            _agg(mine, rounds, k) for k in ("expert_labels", "success_rate", "offpolicy_mse", "onpolicy_mse")
+        )
         lo, hi = _agg(mine, rounds, "success_rate", np.min), _agg(mine, rounds, "success_rate", np.max)
-        line, = ax.plot(x, y, "o-", label=m)
+        (line,) = ax.plot(x, y, "o-", label=m)
         ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.15)
         ax2.plot(rounds, off, "o--", color=line.get_color(), label=f"{m} off-policy")
         ax2.plot(rounds, on, "s-", color=line.get_color(), label=f"{m} on-policy")

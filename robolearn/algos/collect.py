@@ -5,6 +5,7 @@ noise, so the data visits states slightly off the expert's path, while the recor
 (``action``) stays the clean expert action for the state actually visited. The executed
 action is kept too (``exec_action``) so nothing about the run is lost.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,8 +17,9 @@ from robolearn.data.replay_buffer import ReplayBuffer
 from robolearn.errors import ConfigError
 
 
-def run_expert_episode(task, env, expert, seed: int, noise: float | np.ndarray, rng: np.random.Generator,
-                       stop_on_success: bool = True) -> tuple[dict[str, np.ndarray], bool, float]:
+def run_expert_episode(
+    task, env, expert, seed: int, noise: float | np.ndarray, rng: np.random.Generator, stop_on_success: bool = True
+) -> tuple[dict[str, np.ndarray], bool, float]:
     """One episode of expert (+ noise) control. Returns (episode arrays, success, max score)."""
     obs, info = env.reset(seed=seed)
     expert.reset(env)
@@ -42,9 +44,17 @@ def run_expert_episode(task, env, expert, seed: int, noise: float | np.ndarray, 
     return {k: np.stack(v) for k, v in steps.items()}, success, max_score
 
 
-def collect(task, n_episodes: int, out: str | Path, noise: float = 0.0, seed_start: int = 0,
-            keep_failures: bool = False, overwrite: bool = False, append: bool = False,
-            progress: bool = True) -> dict:
+def collect(
+    task,
+    n_episodes: int,
+    out: str | Path,
+    noise: float = 0.0,
+    seed_start: int = 0,
+    keep_failures: bool = False,
+    overwrite: bool = False,
+    append: bool = False,
+    progress: bool = True,
+) -> dict:
     """Run the task's expert for ``n_episodes`` seeded episodes and write them to ``out``.
 
     Failed expert episodes are dropped unless ``keep_failures`` (they are still counted)."""
@@ -70,7 +80,21 @@ def collect(task, n_episodes: int, out: str | Path, noise: float = 0.0, seed_sta
             bar.set_postfix(success=f"{n_succ / (i + 1):.2f}")
     finally:
         env.close()
-        buf.attrs.update({"task": task.spec.name, "source": "scripted expert", "noise": float(noise),
-                          "seed_start": seed_start, "episodes_run": n_episodes})
-    return {"task": task.spec.name, "path": str(out), "episodes_run": n_episodes, "expert_success": n_succ / n_episodes,
-            "episodes_kept": n_kept, "steps_kept": n_steps, "noise": float(noise)}
+        buf.attrs.update(
+            {
+                "task": task.spec.name,
+                "source": "scripted expert",
+                "noise": float(noise),
+                "seed_start": seed_start,
+                "episodes_run": n_episodes,
+            }
+        )
+    return {
+        "task": task.spec.name,
+        "path": str(out),
+        "episodes_run": n_episodes,
+        "expert_success": n_succ / n_episodes,
+        "episodes_kept": n_kept,
+        "steps_kept": n_steps,
+        "noise": float(noise),
+    }

@@ -21,15 +21,17 @@ each finished round. A killed run, started again with the same arguments, keeps 
 the interrupted round (tagged with ``round`` and ``rollout`` ids), collects only what is
 missing, and continues from the last completed round.
 """
+
 from __future__ import annotations
 
 import copy
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -45,8 +47,8 @@ from robolearn.policy import ChunkPolicy
 from robolearn.train.trainer import DataBundle, pick_device, train
 
 CHUNK_KEY = "action_chunk"
-HELDOUT_SEED = 500_000          # clean expert episodes for the off-policy error (eval uses 100_000+)
-ROUND_STRIDE = 100_000          # rollout id = round * ROUND_STRIDE + index within the round
+HELDOUT_SEED = 500_000  # clean expert episodes for the off-policy error (eval uses 100_000+)
+ROUND_STRIDE = 100_000  # rollout id = round * ROUND_STRIDE + index within the round
 
 
 # ---- who labels: the scripted expert or a trained teacher ----------------------------------
@@ -60,7 +62,9 @@ class ScriptedLabeler:
         self.task, self.horizon = task, horizon
         self.expert = task.expert()
         if self.expert is None:
-            raise ConfigError(f"task {task.spec.name!r} has no scripted expert; set algo.expert=<teacher checkpoint dir>")
+            raise ConfigError(
+                f"task {task.spec.name!r} has no scripted expert; set algo.expert=<teacher checkpoint dir>"
+            )
         self.sim_steps = 0
 
     def reset(self, env) -> None:
@@ -92,8 +96,10 @@ class TeacherLabeler:
 
     def __init__(self, policy: ChunkPolicy, horizon: int, seed: int = 0):
         if policy.horizon < horizon:
-            raise ConfigError(f"algo.expert: the teacher predicts {policy.horizon} actions per chunk, "
-                              f"the student needs policy.horizon={horizon}; expected teacher horizon >= {horizon}")
+            raise ConfigError(
+                f"algo.expert: the teacher predicts {policy.horizon} actions per chunk, "
+                f"the student needs policy.horizon={horizon}; expected teacher horizon >= {horizon}"
+            )
         self.policy, self.horizon, self.obs_horizon = policy, horizon, policy.obs_horizon
         self.gen = torch.Generator(device=policy.device).manual_seed(seed)
 
@@ -103,8 +109,10 @@ class TeacherLabeler:
     def chunk(self, env, hist: dict[str, np.ndarray], n: int | None = None) -> np.ndarray:
         missing = set(self.policy.obs_spec) - set(hist)
         if missing:
-            raise ConfigError(f"algo.expert: the teacher needs observation keys {sorted(missing)} the env does not give")
-        obs = {k: hist[k][None, -self.obs_horizon:] for k in self.policy.obs_spec}
+            raise ConfigError(
+                f"algo.expert: the teacher needs observation keys {sorted(missing)} the env does not give"
+            )
+        obs = {k: hist[k][None, -self.obs_horizon :] for k in self.policy.obs_spec}
         return self.policy.predict_chunk(obs, generator=self.gen)[0, : n or self.horizon].astype(np.float32)
 
     def act(self, env, hist: dict[str, np.ndarray]) -> np.ndarray:
@@ -132,12 +140,21 @@ class Actor:
     threshold: float = 0.5
     release: float = 0.5
     min_takeover: int = 4
-    record: dict[str, Any] = field(default_factory=dict)   # what the ledger shows (beta, noise std)
+    record: dict[str, Any] = field(default_factory=dict)  # what the ledger shows (beta, noise std)
 
 
-def run_episode(task, env, labeler, seed: int, actor: Actor, rng: np.random.Generator, chunk_labels: bool,
-                policy: ChunkPolicy | None = None, exec_cfg: dict | None = None,
-                generator: torch.Generator | None = None) -> tuple[list[dict[str, np.ndarray]], dict]:
+def run_episode(
+    task,
+    env,
+    labeler,
+    seed: int,
+    actor: Actor,
+    rng: np.random.Generator,
+    chunk_labels: bool,
+    policy: ChunkPolicy | None = None,
+    exec_cfg: dict | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[list[dict[str, np.ndarray]], dict]:
     """Roll one episode; return the labelled stretches to store and what it cost.
 
     Every stored step has the observation, the expert's label ``action`` (and ``action_chunk``),
@@ -167,8 +184,10 @@ def run_episode(task, env, labeler, seed: int, actor: Actor, rng: np.random.Gene
             a_exp = labeler.act(env, h)
             queries += 1
             if expert_on and taken >= actor.min_takeover:
-                fresh = policy.predict_chunk({k: v[None, -policy.obs_horizon:] for k, v in h.items()
-                                              if k in policy.obs_spec}, generator=generator)[0, 0]
+                fresh = policy.predict_chunk(
+                    {k: v[None, -policy.obs_horizon :] for k, v in h.items() if k in policy.obs_spec},
+                    generator=generator,
+                )[0, 0]
                 if np.linalg.norm(fresh - a_exp) < actor.release * actor.threshold:
                     expert_on = False
                     ex.reset()
@@ -225,9 +244,14 @@ def run_episode(task, env, labeler, seed: int, actor: Actor, rng: np.random.Gene
         acts = out[0]["action"]
         tail = labeler.chunk(env, None, labeler.horizon - 1) if labeler.horizon > 1 else acts[:0]
         full = np.concatenate([acts, tail])
-        out[0][CHUNK_KEY] = np.stack([full[t:t + labeler.horizon] for t in range(len(acts))])
-    stats = {"success": success, "env_steps": steps, "queries": queries,
-             "labels": int(sum(len(s["action"]) for s in out)), "label_sim_steps": labeler.sim_steps - sim0}
+        out[0][CHUNK_KEY] = np.stack([full[t : t + labeler.horizon] for t in range(len(acts))])
+    stats = {
+        "success": success,
+        "env_steps": steps,
+        "queries": queries,
+        "labels": int(sum(len(s["action"]) for s in out)),
+        "label_sim_steps": labeler.sim_steps - sim0,
+    }
     return out, stats
 
 
@@ -241,10 +265,24 @@ def _stored(buf: ReplayBuffer) -> dict[int, tuple[int, int]]:
     return {int(g): (int(d["round"][i]), int(n)) for g, i, n in zip(ids, first, counts)}
 
 
-def collect_round(task, labeler, buf: ReplayBuffer, r: int, actor: Actor, *, n_rollouts: int,
-                  label_budget: int | None, max_rollouts: int, seed: int, chunk_labels: bool,
-                  keep_failures: bool, sidecar: Path, policy: ChunkPolicy | None = None,
-                  exec_cfg: dict | None = None, progress: bool = True) -> dict:
+def collect_round(
+    task,
+    labeler,
+    buf: ReplayBuffer,
+    r: int,
+    actor: Actor,
+    *,
+    n_rollouts: int,
+    label_budget: int | None,
+    max_rollouts: int,
+    seed: int,
+    chunk_labels: bool,
+    keep_failures: bool,
+    sidecar: Path,
+    policy: ChunkPolicy | None = None,
+    exec_cfg: dict | None = None,
+    progress: bool = True,
+) -> dict:
     """Run round ``r``'s rollouts, appending each one's labelled stretches as episodes.
 
     Stops after ``n_rollouts`` or, with ``label_budget``, once the round has added that many
@@ -254,14 +292,21 @@ def collect_round(task, labeler, buf: ReplayBuffer, r: int, actor: Actor, *, n_r
     stored = {g: n for g, (rr, n) in _stored(buf).items() if rr == r}
     log: dict[str, dict] = json.loads(sidecar.read_text()) if sidecar.exists() else {}
     for g, n in stored.items():  # killed between add_episode and the log write: rebuild what we can
-        log.setdefault(str(g), {"success": None, "env_steps": n, "queries": n, "labels": n, "label_sim_steps": 0,
-                                "reconstructed": True})
+        log.setdefault(
+            str(g),
+            {"success": None, "env_steps": n, "queries": n, "labels": n, "label_sim_steps": 0, "reconstructed": True},
+        )
     done = {int(k) for k in log}
     labels = sum(stored.values())
     env = task.make_env()
     total = label_budget if label_budget else n_rollouts
-    bar = tqdm(total=total, initial=min(labels, total) if label_budget else len(done),
-               desc=f"round {r} ({actor.kind})", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(
+        total=total,
+        initial=min(labels, total) if label_budget else len(done),
+        desc=f"round {r} ({actor.kind})",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
     try:
         for k in range(max_rollouts if label_budget else n_rollouts):
             if label_budget and labels >= label_budget:
@@ -272,8 +317,9 @@ def collect_round(task, labeler, buf: ReplayBuffer, r: int, actor: Actor, *, n_r
             # per-rollout randomness, so a resumed round draws what an uninterrupted one would
             rng, before = np.random.default_rng([seed, g]), labels
             gen = torch.Generator(device=policy.device).manual_seed(_env_seed(seed, g)) if policy else None
-            segs, st = run_episode(task, env, labeler, _env_seed(seed, g), actor, rng, chunk_labels, policy,
-                                   exec_cfg, gen)
+            segs, st = run_episode(
+                task, env, labeler, _env_seed(seed, g), actor, rng, chunk_labels, policy, exec_cfg, gen
+            )
             kept = st["success"] or keep_failures
             for s in segs if kept else []:
                 if label_budget:  # exact budgets: the last rollout contributes only what fits
@@ -290,9 +336,12 @@ def collect_round(task, labeler, buf: ReplayBuffer, r: int, actor: Actor, *, n_r
         bar.close()
         env.close()
     mine = [v for k, v in log.items() if int(k) // ROUND_STRIDE == r]
-    return {"rollouts": len(mine), "labels": labels,
-            **{k: int(sum(v[k] for v in mine)) for k in ("env_steps", "queries", "label_sim_steps")},
-            "rollout_success": float(np.mean([v["success"] for v in mine if v["success"] is not None] or [np.nan]))}
+    return {
+        "rollouts": len(mine),
+        "labels": labels,
+        **{k: int(sum(v[k] for v in mine)) for k in ("env_steps", "queries", "label_sim_steps")},
+        "rollout_success": float(np.mean([v["success"] for v in mine if v["success"] is not None] or [np.nan])),
+    }
 
 
 def _env_seed(seed: int, g: int) -> int:
@@ -305,9 +354,12 @@ def ensure_heldout(task, labeler, path: Path, n: int, progress: bool = True) -> 
     buf = ReplayBuffer.open(path, mode="a") if path.exists() else ReplayBuffer.create(path)
     env = task.make_env()
     try:
-        for i in tqdm(range(buf.n_episodes, n), desc="held-out expert episodes", disable=not progress or n <= buf.n_episodes):
-            segs, _ = run_episode(task, env, labeler, HELDOUT_SEED + i, Actor("expert"),
-                                  np.random.default_rng(i), chunk_labels=False)
+        for i in tqdm(
+            range(buf.n_episodes, n), desc="held-out expert episodes", disable=not progress or n <= buf.n_episodes
+        ):
+            segs, _ = run_episode(
+                task, env, labeler, HELDOUT_SEED + i, Actor("expert"), np.random.default_rng(i), chunk_labels=False
+            )
             buf.add_episode(segs[0])
     finally:
         env.close()
@@ -325,8 +377,10 @@ class ChunkLabelBundle(DataBundle):
         self.chunks = self.buffer.load([chunk_key])[chunk_key]
         self.horizon = int(cfg.policy.horizon)
         if self.chunks.ndim != 3 or self.chunks.shape[1] < self.horizon:
-            raise DataError(f"{data_path}: key 'data/{chunk_key}' expected shape (T, >= {self.horizon}, A), "
-                            f"found {self.chunks.shape}")
+            raise DataError(
+                f"{data_path}: key 'data/{chunk_key}' expected shape (T, >= {self.horizon}, A), "
+                f"found {self.chunks.shape}"
+            )
 
     def batch(self, sampler, size: int, rng: np.random.Generator) -> dict[str, Any]:
         idx = rng.integers(0, len(sampler), size=size)
@@ -360,8 +414,12 @@ def plan_round(r: int, history: list[dict], algo) -> Actor:
         b = beta_at(r, algo)
         return Actor("mixture", beta=b, record={"beta": b})
     if name == "hg_dagger":
-        return Actor("gated", threshold=float(algo.threshold), release=float(algo.get("release", 0.5)),
-                     min_takeover=int(algo.get("min_takeover", 4)))
+        return Actor(
+            "gated",
+            threshold=float(algo.threshold),
+            release=float(algo.get("release", 0.5)),
+            min_takeover=int(algo.get("min_takeover", 4)),
+        )
     raise ConfigError(f"algo.name: expected bc | dagger | hg_dagger here, found {name!r}")
 
 
@@ -375,8 +433,12 @@ def with_training_defaults(cfg: DictConfig) -> DictConfig:
     return cfg
 
 
-def run_rounds(cfg: DictConfig, run_dir: str | Path, plan: Callable[[int, list[dict], Any], Actor] = plan_round,
-               progress: bool = True) -> dict:
+def run_rounds(
+    cfg: DictConfig,
+    run_dir: str | Path,
+    plan: Callable[[int, list[dict], Any], Actor] = plan_round,
+    progress: bool = True,
+) -> dict:
     """Collect -> train -> evaluate, round after round; resumes from ``run_dir/progress.json``."""
     from envs import make_task
 
@@ -385,11 +447,15 @@ def run_rounds(cfg: DictConfig, run_dir: str | Path, plan: Callable[[int, list[d
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     prog_file = run_dir / "progress.json"
-    prog = json.loads(prog_file.read_text()) if prog_file.exists() else \
-        {"method": method, "completed_round": -1, "history": [], "checkpoints": {}}
+    prog = (
+        json.loads(prog_file.read_text())
+        if prog_file.exists()
+        else {"method": method, "completed_round": -1, "history": [], "checkpoints": {}}
+    )
     if prog["method"] != method:
-        raise ConfigError(f"{prog_file}: run dir holds a {prog['method']!r} run, expected {method!r}; "
-                          "use another run_dir")
+        raise ConfigError(
+            f"{prog_file}: run dir holds a {prog['method']!r} run, expected {method!r}; use another run_dir"
+        )
     save_config(cfg, run_dir / "config.yaml")
     task = make_task(cfg.task.name, **dict(cfg.task.get("kwargs") or {}))
     device = pick_device(str(cfg.get("device", "auto")))
@@ -406,22 +472,37 @@ def run_rounds(cfg: DictConfig, run_dir: str | Path, plan: Callable[[int, list[d
     budget = algo.get("labels_per_round")
     if prog["history"]:  # a kill between progress.json and the ledger leaves the ledger one round behind
         write_ledger(prog["history"], run_dir / "ledger.csv")
-    totals = {k: (prog["history"][-1][k] if prog["history"] else 0)
-              for k in ("expert_queries", "env_steps", "label_sim_steps")}
+    totals = {
+        k: (prog["history"][-1][k] if prog["history"] else 0)
+        for k in ("expert_queries", "env_steps", "label_sim_steps")
+    }
     for r in range(prog["completed_round"] + 1, int(algo.rounds) + 1):
         prev = ChunkPolicy.load(run_dir / prog["checkpoints"][str(r - 1)], device=device) if r > 0 else None
         actor = plan(r, prog["history"], algo)
         rdir = run_dir / f"round_{r:02d}"
         rdir.mkdir(exist_ok=True)
-        st = collect_round(task, labeler, buf, r, actor,
-                           n_rollouts=int(algo.demo_episodes if r == 0 else algo.episodes_per_round),
-                           label_budget=int(budget) if budget else None,
-                           max_rollouts=int(algo.get("max_rollouts_per_round", 1000)), seed=seed,
-                           chunk_labels=chunk_labels, keep_failures=r > 0 or bool(algo.get("keep_failed_demos")),
-                           sidecar=rdir / "collect.json", policy=prev, exec_cfg=exec_cfg, progress=progress)
+        st = collect_round(
+            task,
+            labeler,
+            buf,
+            r,
+            actor,
+            n_rollouts=int(algo.demo_episodes if r == 0 else algo.episodes_per_round),
+            label_budget=int(budget) if budget else None,
+            max_rollouts=int(algo.get("max_rollouts_per_round", 1000)),
+            seed=seed,
+            chunk_labels=chunk_labels,
+            keep_failures=r > 0 or bool(algo.get("keep_failed_demos")),
+            sidecar=rdir / "collect.json",
+            policy=prev,
+            exec_cfg=exec_cfg,
+            progress=progress,
+        )
         if buf.n_episodes == 0:
-            raise DataError(f"{data_path}: round {r} added no episodes (expert success {st['rollout_success']:.0%}); "
-                            f"nothing to train on (algo.keep_failed_demos=true keeps failed demonstrations)")
+            raise DataError(
+                f"{data_path}: round {r} added no episodes (expert success {st['rollout_success']:.0%}); "
+                f"nothing to train on (algo.keep_failed_demos=true keeps failed demonstrations)"
+            )
         rcfg = copy.deepcopy(cfg)
         rcfg.data = str(data_path)
         warm = str(algo.get("retrain", "scratch")) == "warm" and prev is not None
@@ -432,19 +513,40 @@ def run_rounds(cfg: DictConfig, run_dir: str | Path, plan: Callable[[int, list[d
         ckpt = train(rcfg, rdir / "train", progress=progress, data=bundle, init_from=prev if warm else None)
         train_s = time.time() - t0
         policy = ChunkPolicy.load(ckpt, device=device)
-        m, on = evaluate_with_errors(policy, task, labeler, exec_cfg, n_eval, int(cfg.eval.n_envs),
-                                     int(cfg.eval.seed_start), seed=seed, progress=progress)
+        m, on = evaluate_with_errors(
+            policy,
+            task,
+            labeler,
+            exec_cfg,
+            n_eval,
+            int(cfg.eval.n_envs),
+            int(cfg.eval.seed_start),
+            seed=seed,
+            progress=progress,
+        )
         off = offpolicy_errors(policy, heldout, (task.spec.action_low, task.spec.action_high), seed=seed)
         for k, v in (("expert_queries", "queries"), ("env_steps", "env_steps"), ("label_sim_steps", "label_sim_steps")):
             totals[k] += st[v]
-        row = {"method": method, "seed": seed, "round": r, "expert_labels": buf.n_steps,
-               **totals, "dataset_episodes": buf.n_episodes, "rollouts": st["rollouts"],
-               "beta": actor.record.get("beta"), "noise_std": actor.record.get("noise_std"),
-               "success_rate": m["success_rate"], "success_lo": m["success_ci95"][0],
-               "success_hi": m["success_ci95"][1],
-               "mean_max_score": m["mean_max_score"], "offpolicy_mse": mse(off), "onpolicy_mse": mse(on),
-               "train_seconds": train_s, "rollout_success": st["rollout_success"],
-               "error_cov": (off.T @ off / max(1, len(off))).tolist()}
+        row = {
+            "method": method,
+            "seed": seed,
+            "round": r,
+            "expert_labels": buf.n_steps,
+            **totals,
+            "dataset_episodes": buf.n_episodes,
+            "rollouts": st["rollouts"],
+            "beta": actor.record.get("beta"),
+            "noise_std": actor.record.get("noise_std"),
+            "success_rate": m["success_rate"],
+            "success_lo": m["success_ci95"][0],
+            "success_hi": m["success_ci95"][1],
+            "mean_max_score": m["mean_max_score"],
+            "offpolicy_mse": mse(off),
+            "onpolicy_mse": mse(on),
+            "train_seconds": train_s,
+            "rollout_success": st["rollout_success"],
+            "error_cov": (off.T @ off / max(1, len(off))).tolist(),
+        }
         prog["history"].append(row)
         prog["checkpoints"][str(r)] = str(Path(ckpt).relative_to(run_dir))  # the run dir may move
         prog["completed_round"] = r
@@ -452,8 +554,10 @@ def run_rounds(cfg: DictConfig, run_dir: str | Path, plan: Callable[[int, list[d
         write_ledger(prog["history"], run_dir / "ledger.csv")
         plot_ledgers(prog["history"], run_dir / "ledger.png", title=f"{method} on {cfg.task.name}")
         if progress:
-            print(f"round {r}: labels {row['expert_labels']}, success {row['success_rate']:.2f}, "
-                  f"off-policy mse {row['offpolicy_mse']:.4g}, on-policy mse {row['onpolicy_mse']:.4g}")
+            print(
+                f"round {r}: labels {row['expert_labels']}, success {row['success_rate']:.2f}, "
+                f"off-policy mse {row['offpolicy_mse']:.4g}, on-policy mse {row['onpolicy_mse']:.4g}"
+            )
     return prog
 
 
@@ -463,8 +567,12 @@ def run_dagger(cfg: DictConfig, run_dir: str | Path, progress: bool = True) -> d
     return run_rounds(cfg, run_dir, plan_round, progress)
 
 
-def main(argv: list[str] | None = None, default_algo: str | None = None, prog_name: str = "robolearn interactive",
-         allow_changed: bool = False) -> int:
+def main(
+    argv: list[str] | None = None,
+    default_algo: str | None = None,
+    prog_name: str = "robolearn interactive",
+    allow_changed: bool = False,
+) -> int:
     """``robolearn dagger task=fetch_push run_dir=runs/x [key=value ...]`` (also ``robolearn dart``,
     ``robolearn dagger algo=hg_dagger`` and ``python -m robolearn.algos.dagger algo=...``).
     Run the same command again to resume."""
@@ -481,8 +589,9 @@ def main(argv: list[str] | None = None, default_algo: str | None = None, prog_na
     try:
         cfg = compose(overrides)
         if str(cfg.algo.name) not in ("dagger", "hg_dagger", "dart", "bc") or "rounds" not in cfg.algo:
-            raise ConfigError(f"algo={cfg.algo._name}: expected an interactive algo config with rounds "
-                              "(dagger | hg_dagger | dart)")
+            raise ConfigError(
+                f"algo={cfg.algo._name}: expected an interactive algo config with rounds (dagger | hg_dagger | dart)"
+            )
         run_dir = Path(cfg.run_dir or f"runs/{cfg.task._name}_{cfg.algo.name}_s{cfg.seed}")
         from robolearn.config import refuse_changed_settings
 
@@ -498,8 +607,11 @@ def main(argv: list[str] | None = None, default_algo: str | None = None, prog_na
         return 2
     except KeyboardInterrupt:
         where = f" ({run_dir / 'progress.json'})" if run_dir else ""
-        print(f"{prog_name}: interrupted: the dataset holds every finished rollout; run the same command "
-              f"to resume{where}", file=sys.stderr)
+        print(
+            f"{prog_name}: interrupted: the dataset holds every finished rollout; run the same command "
+            f"to resume{where}",
+            file=sys.stderr,
+        )
         return 130
     print(f"ledger: {run_dir / 'ledger.csv'}, plot: {run_dir / 'ledger.png'}  ({prog['completed_round'] + 1} rounds)")
     return 0

@@ -13,6 +13,7 @@ Compared with DAgger, the expert stays in control (safe on a real robot) and lab
 from the expert's own noisy runs; the price is that the noise only approximates the
 learner's error, it never reproduces the learner's actual mistakes.
 """
+
 from __future__ import annotations
 
 import sys
@@ -25,8 +26,9 @@ from robolearn.algos.dagger import Actor, run_rounds
 from robolearn.errors import ConfigError
 
 
-def noise_from_errors(cov: np.ndarray, kind: str = "full", scale: float = 1.0,
-                      max_std: float | None = None) -> tuple[np.ndarray | float, float]:
+def noise_from_errors(
+    cov: np.ndarray, kind: str = "full", scale: float = 1.0, max_std: float | None = None
+) -> tuple[np.ndarray | float, float]:
     """Noise for ``Actor.noise`` from an error covariance (A, A), and its mean std (ledger).
 
     ``full``: a Cholesky factor (correlated noise, as in the paper); ``diag``: independent
@@ -56,8 +58,9 @@ def dart_plan(r: int, history: list[dict], algo) -> Actor:
         s = float(algo.get("noise_init", 0.0))
         return Actor("expert", noise=s if s > 0 else None, record={"noise_std": s})
     cov = np.asarray(history[-1]["error_cov"])
-    noise, std = noise_from_errors(cov, str(algo.get("noise_kind", "full")), float(algo.get("noise_scale", 1.0)),
-                                   algo.get("noise_max"))
+    noise, std = noise_from_errors(
+        cov, str(algo.get("noise_kind", "full")), float(algo.get("noise_scale", 1.0)), algo.get("noise_max")
+    )
     return Actor("expert", noise=noise, record={"noise_std": std})
 
 

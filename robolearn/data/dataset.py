@@ -6,11 +6,13 @@ rewriting the dataset, and ``"name=cos_sin(src, i)"`` (column i, an angle, repla
 cosine and sine: one column more, continuous where the angle wraps). Each source key is read
 once, however many entries use it.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -32,8 +34,8 @@ class CosSin:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)
         c = self.col % x.shape[-1]
-        a = x[..., c:c + 1].astype(np.float64)
-        return np.concatenate([x[..., :c], np.cos(a).astype(x.dtype), np.sin(a).astype(x.dtype), x[..., c + 1:]], -1)
+        a = x[..., c : c + 1].astype(np.float64)
+        return np.concatenate([x[..., :c], np.cos(a).astype(x.dtype), np.sin(a).astype(x.dtype), x[..., c + 1 :]], -1)
 
     def __eq__(self, other) -> bool:
         return isinstance(other, CosSin) and other.col == self.col
@@ -47,8 +49,9 @@ def parse_obs_key(entry: str) -> tuple[str, str, slice | CosSin | None]:
         return m["name"], m["src"], CosSin(int(m["col"]))
     m = _ENTRY.match(entry)
     if not m:
-        raise ConfigError(f"obs_keys entry {entry!r}: expected 'key', 'name=key[a:b]' or 'name=cos_sin(key, i)', "
-                          "found something else")
+        raise ConfigError(
+            f"obs_keys entry {entry!r}: expected 'key', 'name=key[a:b]' or 'name=cos_sin(key, i)', found something else"
+        )
     src, text = m["src"], m["sl"]
     name = m["name"] or src
     if text is None:
@@ -79,8 +82,10 @@ def resolve_obs_keys(buffer: ReplayBuffer, specs: Sequence[str], in_memory: bool
         arr = buffer[src] if not in_memory else loaded[src]  # buffer[src] also raises on a missing key
         if isinstance(sl, CosSin):
             if arr.ndim < 2 or not -arr.shape[-1] <= sl.col < arr.shape[-1]:
-                raise ConfigError(f"obs_keys entry {spec!r}: expected column {sl.col} to exist in '{src}' "
-                                  f"(shape {tuple(arr.shape)}), found no such column")
+                raise ConfigError(
+                    f"obs_keys entry {spec!r}: expected column {sl.col} to exist in '{src}' "
+                    f"(shape {tuple(arr.shape)}), found no such column"
+                )
             if not in_memory:
                 raise ConfigError(f"obs_keys entry {spec!r}: cos_sin entries need the dataset in memory")
             out[name] = sl(arr)
@@ -88,8 +93,9 @@ def resolve_obs_keys(buffer: ReplayBuffer, specs: Sequence[str], in_memory: bool
         if sl is not None:
             width = len(range(*sl.indices(arr.shape[-1]))) if arr.ndim > 1 else 0
             if width == 0:
-                raise ConfigError(f"obs_keys entry {spec!r}: expected >= 1 column of '{src}' "
-                                  f"(shape {tuple(arr.shape)}), found 0")
+                raise ConfigError(
+                    f"obs_keys entry {spec!r}: expected >= 1 column of '{src}' (shape {tuple(arr.shape)}), found 0"
+                )
         if in_memory:
             out[name] = arr if sl is None else np.ascontiguousarray(arr[..., sl])
         else:
@@ -97,8 +103,9 @@ def resolve_obs_keys(buffer: ReplayBuffer, specs: Sequence[str], in_memory: bool
     return out
 
 
-def load_dataset(path: str | Path, obs_keys: Sequence[str], action_key: str = "action",
-                 in_memory: bool = True) -> tuple[ReplayBuffer, dict[str, Any]]:
+def load_dataset(
+    path: str | Path, obs_keys: Sequence[str], action_key: str = "action", in_memory: bool = True
+) -> tuple[ReplayBuffer, dict[str, Any]]:
     """Open ``path`` and read exactly the keys training needs (not every key in the store)."""
     buffer = ReplayBuffer.open(path)
     arrays = resolve_obs_keys(buffer, list(obs_keys) + [action_key], in_memory=in_memory)
@@ -130,8 +137,10 @@ def describe(path: str | Path, image_frames: int = 256) -> str:
     frames and report per-channel statistics."""
     buf = ReplayBuffer.open(path)
     n, lens = buf.n_steps, buf.episode_lengths
-    lines = [f"{buf.path}  (zarr format {buf.zarr_format})",
-             f"episodes: {buf.n_episodes}  steps: {n}  length min/mean/max: {lens.min()} / {lens.mean():.1f} / {lens.max()}"]
+    lines = [
+        f"{buf.path}  (zarr format {buf.zarr_format})",
+        f"episodes: {buf.n_episodes}  steps: {n}  length min/mean/max: {lens.min()} / {lens.mean():.1f} / {lens.max()}",
+    ]
     attrs = dict(buf.attrs)
     if attrs:
         lines.append(f"attrs: {attrs}")
@@ -154,7 +163,9 @@ def describe(path: str | Path, image_frames: int = 256) -> str:
             note = ""
         bad = int((~np.isfinite(x)).any(axis=1).sum())
         x = np.where(np.isfinite(x), x, np.nan)
-        stats = " ".join(f"{name} {_fmt(f(x, axis=0))}" for name, f in
-                         (("min", np.nanmin), ("max", np.nanmax), ("mean", np.nanmean), ("std", np.nanstd)))
+        stats = " ".join(
+            f"{name} {_fmt(f(x, axis=0))}"
+            for name, f in (("min", np.nanmin), ("max", np.nanmax), ("mean", np.nanmean), ("std", np.nanstd))
+        )
         lines.append(f"{k:<{width}}  {stats}{note}" + (f"  NON-FINITE rows: {bad}" if bad else ""))
     return "\n".join(lines)

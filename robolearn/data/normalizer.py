@@ -5,6 +5,7 @@ constant dimensions: those map to 0 and come back as the constant exactly, inste
 blowing up by 1 / 0. Buffers, not parameters: they move with ``.to(device)`` and never train.
 Images are not normalized here; image encoders scale uint8 themselves.
 """
+
 from __future__ import annotations
 
 import json
@@ -58,13 +59,18 @@ class Normalizer(nn.Module):
             else:
                 center, spread = x.mean(axis=0), x.std(axis=0)
                 const = spread < self.eps
-            self._set(k, mode, torch.as_tensor(center, dtype=torch.float32),
-                      torch.as_tensor(np.where(const, 0.0, spread), dtype=torch.float32))
+            self._set(
+                k,
+                mode,
+                torch.as_tensor(center, dtype=torch.float32),
+                torch.as_tensor(np.where(const, 0.0, spread), dtype=torch.float32),
+            )
         return self
 
     def _set(self, key: str, mode: str, center: Tensor, scale: Tensor) -> None:
-        inv = torch.where(scale > 0, 1.0 / torch.where(scale > 0, scale, torch.ones_like(scale)),
-                          torch.zeros_like(scale))
+        inv = torch.where(
+            scale > 0, 1.0 / torch.where(scale > 0, scale, torch.ones_like(scale)), torch.zeros_like(scale)
+        )
         self.register_buffer(f"{key}__center", center.contiguous())
         self.register_buffer(f"{key}__scale", scale.contiguous())
         self.register_buffer(f"{key}__inv_scale", inv.contiguous())
@@ -80,7 +86,7 @@ class Normalizer(nn.Module):
             raise DataError(f"normalizer: key '{key}' expected among the fitted keys {self.keys}, found no statistics")
         c, s, inv = (self._buffers[f"{key}__{p}"] for p in ("center", "scale", "inv_scale"))
         tail = tuple(c.shape)
-        if tuple(x.shape[x.dim() - len(tail):]) != tail or x.dim() < len(tail):
+        if tuple(x.shape[x.dim() - len(tail) :]) != tail or x.dim() < len(tail):
             raise DataError(f"normalizer: key '{key}' expected trailing shape {tail}, found {tuple(x.shape)}")
         return c, s, inv
 
@@ -94,9 +100,14 @@ class Normalizer(nn.Module):
 
     def save(self, path: str | Path) -> None:
         """safetensors, modes in the header metadata: loadable without pickle, safe to share."""
-        tensors = {f"{k}/{p}": self._buffers[f"{k}__{p}"].detach().cpu().contiguous()
-                   for k in self.modes for p in ("center", "scale")}
-        save_file(tensors, str(path), metadata={"format": FORMAT, "modes": json.dumps(self.modes), "eps": str(self.eps)})
+        tensors = {
+            f"{k}/{p}": self._buffers[f"{k}__{p}"].detach().cpu().contiguous()
+            for k in self.modes
+            for p in ("center", "scale")
+        }
+        save_file(
+            tensors, str(path), metadata={"format": FORMAT, "modes": json.dumps(self.modes), "eps": str(self.eps)}
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> Normalizer:
@@ -106,9 +117,11 @@ class Normalizer(nn.Module):
         try:
             with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata() or {}
-                tensors = {n: f.get_tensor(n) for n in f.keys()}
+                tensors = {n: f.get_tensor(n) for n in f.keys()}  # noqa: SIM118 (safetensors handles have keys(), not __iter__)
         except Exception as e:
-            raise DataError(f"{path}: expected a normalizer safetensors file, found unreadable data ({type(e).__name__})") from None
+            raise DataError(
+                f"{path}: expected a normalizer safetensors file, found unreadable data ({type(e).__name__})"
+            ) from None
         if meta.get("format") != FORMAT:
             raise DataError(f"{path}: expected metadata format {FORMAT!r}, found {meta.get('format')!r}")
         norm = cls(eps=float(meta.get("eps", 1e-4)))

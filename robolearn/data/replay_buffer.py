@@ -6,6 +6,7 @@ rows past ``episode_ends[-1]`` are leftovers of an interrupted append and are ne
 That is what makes appends crash-safe: data is written first and the episode becomes
 visible only when ``episode_ends`` grows (every zarr file write is an atomic rename).
 """
+
 from __future__ import annotations
 
 import shutil
@@ -65,8 +66,7 @@ class ZarrRows:
     ``dtype``, ``len`` and integer-array / slice indexing along time. Reads each distinct
     row once, applies an optional last-dim slice (derived keys) and the uint8 image cast."""
 
-    def __init__(self, arr: zarr.Array, n_steps: int, where: str, image: bool,
-                 last: slice | None = None):
+    def __init__(self, arr: zarr.Array, n_steps: int, where: str, image: bool, last: slice | None = None):
         self.arr, self.n, self.where, self.image, self.last = arr, n_steps, where, image, last
         tail = tuple(arr.shape[1:])
         if last is not None:
@@ -88,7 +88,11 @@ class ZarrRows:
         if flat.size and (flat.min() < 0 or flat.max() >= self.n):
             raise IndexError(f"{self.where}: row index out of range [0, {self.n})")
         rows, inv = np.unique(flat, return_inverse=True)
-        x = self.arr.get_orthogonal_selection((rows,)) if rows.size else np.empty((0,) + self.arr.shape[1:], self.arr.dtype)
+        x = (
+            self.arr.get_orthogonal_selection((rows,))
+            if rows.size
+            else np.empty((0,) + self.arr.shape[1:], self.arr.dtype)
+        )
         if self.last is not None:
             x = x[..., self.last]
         check_finite(x, self.where, rows=rows)
@@ -107,8 +111,9 @@ class ReplayBuffer:
 
     # -- opening / creating -------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path, mode: str = "r", in_memory: bool = False,
-             rgb_keys: Sequence[str] = ()) -> ReplayBuffer:
+    def open(
+        cls, path: str | Path, mode: str = "r", in_memory: bool = False, rgb_keys: Sequence[str] = ()
+    ) -> ReplayBuffer:
         """Open a zarr v2 or v3 store as it is. ``mode="a"`` allows appending episodes."""
         path = Path(path)
         if mode not in ("r", "a"):
@@ -131,30 +136,40 @@ class ReplayBuffer:
         path = Path(path)
         if path.exists() or path.is_symlink():
             if not overwrite:
-                raise DataError(f"{path}: already exists; expected a new path (pass overwrite=True / --overwrite to replace it)")
+                raise DataError(
+                    f"{path}: already exists; expected a new path (pass overwrite=True / --overwrite to replace it)"
+                )
             is_store = path.is_dir() and any((path / m).exists() for m in ("zarr.json", ".zgroup", ".zarray"))
             if path.is_dir() and not path.is_symlink() and (is_store or not any(path.iterdir())):
                 shutil.rmtree(path)
             else:
-                raise DataError(f"{path}: refusing to overwrite: expected a zarr store or empty directory, found other files")
+                raise DataError(
+                    f"{path}: refusing to overwrite: expected a zarr store or empty directory, found other files"
+                )
         path.parent.mkdir(parents=True, exist_ok=True)
         root = zarr.create_group(str(path), zarr_format=3)
         root.create_group("data")
-        root.create_group("meta").create_array("episode_ends", shape=(0,), chunks=(4096,), dtype="int64",
-                                               fill_value=ENDS_FILL, compressors=None)
+        root.create_group("meta").create_array(
+            "episode_ends", shape=(0,), chunks=(4096,), dtype="int64", fill_value=ENDS_FILL, compressors=None
+        )
         return cls(root, path, "a")
 
     def _validate(self) -> None:
         p, root = self.path, self.root
         data = root.get("data")
         if not isinstance(data, zarr.Group):
-            raise DataError(f"{p}: key 'data' expected a zarr group of arrays, found {type(data).__name__ if data is not None else 'nothing'}")
+            raise DataError(
+                f"{p}: key 'data' expected a zarr group of arrays, found "
+                f"{type(data).__name__ if data is not None else 'nothing'}"
+            )
         ends_arr = root.get(ENDS)
         if not isinstance(ends_arr, zarr.Array):
             raise DataError(f"{p}: key '{ENDS}' expected an int64 array of cumulative episode ends, found nothing")
         self._data, self._ends_arr = data, ends_arr
         if ends_arr.ndim != 1 or not np.issubdtype(ends_arr.dtype, np.integer):
-            raise DataError(f"{p}: key '{ENDS}' expected a 1-D integer array, found shape {ends_arr.shape} dtype {ends_arr.dtype}")
+            raise DataError(
+                f"{p}: key '{ENDS}' expected a 1-D integer array, found shape {ends_arr.shape} dtype {ends_arr.dtype}"
+            )
         ends = np.asarray(ends_arr[:], dtype=np.int64)
         if ends_arr.fill_value == ENDS_FILL:  # ends grown but its chunk never written: that append never happened
             n = len(ends)
@@ -167,8 +182,10 @@ class ReplayBuffer:
         if len(ends) and (ends[0] <= 0 or (np.diff(ends) <= 0).any()):
             i = 0 if ends[0] <= 0 else int(np.argmax(np.diff(ends) <= 0)) + 1
             prev = ends[i - 1] if i else 0
-            raise DataError(f"{p}: key '{ENDS}' expected strictly increasing ends (every episode >= 1 step), "
-                            f"found {ends[i]} after {prev} at episode {i}")
+            raise DataError(
+                f"{p}: key '{ENDS}' expected strictly increasing ends (every episode >= 1 step), "
+                f"found {ends[i]} after {prev} at episode {i}"
+            )
         if len(ends) == 0 and self.mode == "r":
             raise DataError(f"{p}: key '{ENDS}' expected at least 1 episode, found an empty dataset (0 episodes)")
         self._ends = ends
@@ -178,8 +195,9 @@ class ReplayBuffer:
             a = data[k]
             if a.ndim == 0 or a.shape[0] < n_steps:
                 found = "a scalar" if a.ndim == 0 else f"{a.shape[0]} rows"
-                raise DataError(f"{p}: key 'data/{k}' expected at least {n_steps} rows "
-                                f"(meta/episode_ends[-1]), found {found}")
+                raise DataError(
+                    f"{p}: key 'data/{k}' expected at least {n_steps} rows (meta/episode_ends[-1]), found {found}"
+                )
             self._arrays[k] = a
         if len(ends) and not self._arrays:
             raise DataError(f"{p}: key 'data' expected at least one array, found an empty group")
@@ -264,13 +282,13 @@ class ReplayBuffer:
             x = np.empty((n,) + tuple(a.shape[1:]), dtype=np.uint8 if image and a.dtype.kind == "f" else a.dtype)
             hi = 0.0
             for s in range(0, n, block):
-                part = a[s:min(n, s + block)]
+                part = a[s : min(n, s + block)]
                 if image:
                     hi = max(hi, float(part.max())) if part.size else hi
                     part = to_uint8_image(part, where, s)
                 else:
                     check_finite(part, where, s)
-                x[s:s + len(part)] = part
+                x[s : s + len(part)] = part
             if image and a.dtype.kind == "f" and n and hi <= 1.0:
                 raise DataError(f"{where}: float image expected values in 0..255, found max {hi:g} (0..1 images?)")
             out[k] = x
@@ -300,8 +318,10 @@ class ReplayBuffer:
             for k, v in data.items():
                 a = self._arrays[k]
                 if tuple(v.shape[1:]) != tuple(a.shape[1:]) or v.dtype != a.dtype:
-                    raise DataError(f"{p}: key 'data/{k}' expected steps of shape {tuple(a.shape[1:])} dtype {a.dtype}, "
-                                    f"found {tuple(v.shape[1:])} {v.dtype}")
+                    raise DataError(
+                        f"{p}: key 'data/{k}' expected steps of shape {tuple(a.shape[1:])} dtype {a.dtype}, "
+                        f"found {tuple(v.shape[1:])} {v.dtype}"
+                    )
         else:  # first episode: whatever arrays exist are leftovers of an interrupted first append
             for k in list(self._arrays):
                 del self._data[k]
@@ -310,7 +330,7 @@ class ReplayBuffer:
         for k, v in data.items():
             a = self._arrays[k]
             a.resize((n + T,) + tuple(a.shape[1:]))
-            a[n:n + T] = v
+            a[n : n + T] = v
         self._commit(n + T)
         if self._mem is not None:  # keep the in-memory copy in step with the store
             for k, v in data.items():
@@ -332,8 +352,14 @@ class ReplayBuffer:
         else:
             comp = "auto"
         fill = 0 if v.dtype.kind in "iub" else 0.0
-        return self._data.create_array(key, shape=(0,) + v.shape[1:], chunks=(rows,) + v.shape[1:], dtype=v.dtype,
-                                       compressors=comp, fill_value=fill if v.dtype.kind != "b" else False)
+        return self._data.create_array(
+            key,
+            shape=(0,) + v.shape[1:],
+            chunks=(rows,) + v.shape[1:],
+            dtype=v.dtype,
+            compressors=comp,
+            fill_value=fill if v.dtype.kind != "b" else False,
+        )
 
     def __repr__(self) -> str:
         return f"ReplayBuffer({str(self.path)!r}, episodes={self.n_episodes}, steps={self.n_steps}, keys={self.keys})"

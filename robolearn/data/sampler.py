@@ -6,6 +6,7 @@ action is the one to execute now (Diffusion Policy's chunk starts at t-To+1 inst
 Steps outside the episode repeat its first / last frame; the masks say which are real.
 All index arithmetic happens once, in ``__init__``: a batch is one ``take`` per key.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
@@ -18,9 +19,16 @@ from robolearn.errors import ConfigError, DataError
 
 
 class WindowSampler:
-    def __init__(self, arrays: Mapping[str, Any], episode_ends: Sequence[int] | np.ndarray,
-                 obs_keys: Sequence[str], action_key: str, obs_horizon: int, horizon: int,
-                 episodes: Sequence[int] | np.ndarray | None = None):
+    def __init__(
+        self,
+        arrays: Mapping[str, Any],
+        episode_ends: Sequence[int] | np.ndarray,
+        obs_keys: Sequence[str],
+        action_key: str,
+        obs_horizon: int,
+        horizon: int,
+        episodes: Sequence[int] | np.ndarray | None = None,
+    ):
         if obs_horizon < 1 or horizon < 1:
             raise ConfigError(f"obs_horizon and horizon expected >= 1, found {obs_horizon} and {horizon}")
         ends = np.asarray(episode_ends, dtype=np.int64)
@@ -28,7 +36,9 @@ class WindowSampler:
             if k not in arrays:
                 raise DataError(f"sampler: key '{k}' expected in the loaded arrays, found only {sorted(arrays)}")
             if len(ends) and len(arrays[k]) < ends[-1]:
-                raise DataError(f"sampler: key '{k}' expected >= {ends[-1]} rows (episode_ends[-1]), found {len(arrays[k])}")
+                raise DataError(
+                    f"sampler: key '{k}' expected >= {ends[-1]} rows (episode_ends[-1]), found {len(arrays[k])}"
+                )
         eps = np.arange(len(ends)) if episodes is None else np.asarray(episodes, dtype=np.int64)
         if eps.size and (eps.min() < 0 or eps.max() >= len(ends)):
             raise DataError(f"sampler: episode indices expected in [0, {len(ends)}), found [{eps.min()}, {eps.max()}]")
@@ -39,11 +49,11 @@ class WindowSampler:
 
         starts = np.concatenate([[0], ends[:-1]])[eps]
         lens = ends[eps] - starts
-        first = np.repeat(starts, lens)                    # (N,) episode start of each window
-        last = np.repeat(starts + lens - 1, lens)          # (N,) episode's last step
+        first = np.repeat(starts, lens)  # (N,) episode start of each window
+        last = np.repeat(starts + lens - 1, lens)  # (N,) episode's last step
         t = first + np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens)
         o = t[:, None] + np.arange(1 - self.obs_horizon, 1)  # (N, To)
-        a = t[:, None] + np.arange(self.horizon)             # (N, H)
+        a = t[:, None] + np.arange(self.horizon)  # (N, H)
         self.t = t
         self.obs_idx = np.maximum(o, first[:, None]).astype(np.intp)
         self.obs_mask = o >= first[:, None]
@@ -68,8 +78,9 @@ class WindowSampler:
             raise DataError("sampler: no windows to sample (0 episodes selected)")
         return self.sample(rng.integers(0, len(self), size=batch_size))
 
-    def batches(self, batch_size: int, rng: np.random.Generator,
-                device: str | torch.device = "cpu") -> Iterator[dict[str, Any]]:
+    def batches(
+        self, batch_size: int, rng: np.random.Generator, device: str | torch.device = "cpu"
+    ) -> Iterator[dict[str, Any]]:
         """Endless random batches as torch tensors on ``device`` (what a training loop pulls)."""
         device = torch.device(device)
         while True:

@@ -8,6 +8,7 @@ centre crop in eval, so the policy at rollout sees exactly the view size it was 
 One sample's time steps share the same crop offset and jitter factors: the difference between
 consecutive frames is then motion, not augmentation noise.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -81,10 +82,12 @@ def center_crop(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     H, W = x.shape[-3:-1]
     h, w = size
     top, left = (H - h) // 2, (W - w) // 2
-    return x[..., top:top + h, left:left + w, :]
+    return x[..., top : top + h, left : left + w, :]
 
 
-def color_jitter(x: torch.Tensor, strengths: dict[str, float], generator: torch.Generator | None = None) -> torch.Tensor:
+def color_jitter(
+    x: torch.Tensor, strengths: dict[str, float], generator: torch.Generator | None = None
+) -> torch.Tensor:
     """x: (B, T, 3, h, w) float in [0, 1]. Per-sample factors drawn from U[1-s, 1+s]."""
     B = x.shape[0]
 
@@ -107,8 +110,9 @@ def color_jitter(x: torch.Tensor, strengths: dict[str, float], generator: torch.
 class ImageAugment(nn.Module):
     """(B, T, H, W, C) uint8 (or float in [0, 1]) -> (B, T, C, h, w) float in [0, 1]."""
 
-    def __init__(self, hw: tuple[int, int], channels: int = 3, crop: Any = None, color_jitter: Any = 0.0,
-                 where: str = "rgb"):
+    def __init__(
+        self, hw: tuple[int, int], channels: int = 3, crop: Any = None, color_jitter: Any = 0.0, where: str = "rgb"
+    ):
         super().__init__()
         self.crop = crop_size(crop, hw, f"{where}.crop")
         self.jitter = jitter_strengths(color_jitter, f"{where}.color_jitter")

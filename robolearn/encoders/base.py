@@ -6,6 +6,7 @@ that attend (``ActionHead.wants_tokens``). ``obs[k]`` is (B, To, *shape): low-di
 already normalized (float), image keys arrive as uint8 (B, To, H, W, 3) and become float on
 the model's device inside the encoder.
 """
+
 from __future__ import annotations
 
 import torch

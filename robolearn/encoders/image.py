@@ -10,9 +10,11 @@ image; each keypoint channel becomes an expected (x, y) image position.
 
 ``width`` is the first stage's channel count (stages use width * [1, 2, 4, 8]); 64 is the
 full ResNet-18 (11.2 M trunk parameters, for GPUs); the default 16 (0.70 M) is ~16x cheaper in
-compute and trains on a CPU for 84x84 crops (tools/bench_encoders.py); 32 (2.8 M) is between. One :class:`ImageEncoder` holds one trunk; several cameras can share it
-(``share_backbone``), each keeping its own augmentation, keypoints and projection.
+compute and trains on a CPU for 84x84 crops (tools/bench_encoders.py); 32 (2.8 M) is between.
+One :class:`ImageEncoder` holds one trunk; several cameras can share it (``share_backbone``),
+each keeping its own augmentation, keypoints and projection.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -57,11 +59,15 @@ class ResNetTrunk(nn.Module):
 
     def __init__(self, in_channels: int = 3, width: int = 16, blocks: tuple[int, ...] = (2, 2, 2, 2)):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 7, 2, 3, bias=False), group_norm(width),
-                                  nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, width, 7, 2, 3, bias=False),
+            group_norm(width),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(3, 2, 1),
+        )
         layers, cin = [], width
         for i, n in enumerate(blocks):
-            cout = width * 2 ** i
+            cout = width * 2**i
             for j in range(n):
                 layers.append(BasicBlock(cin, cout, 2 if (j == 0 and i > 0) else 1))
                 cin = cout
@@ -117,10 +123,19 @@ class ImageEncoder(nn.Module):
     (pool, num_keypoints, feature_dim, crop, color_jitter) for single keys.
     """
 
-    def __init__(self, shapes: dict[str, tuple[int, ...]], backbone: str = "resnet18", width: int = 16,
-                 pool: str = "spatial_softmax", num_keypoints: int = 32, feature_dim: int = 64,
-                 crop: Any = None, color_jitter: Any = 0.0, views: dict[str, dict[str, Any]] | None = None,
-                 where: str = "encoder.rgb"):
+    def __init__(
+        self,
+        shapes: dict[str, tuple[int, ...]],
+        backbone: str = "resnet18",
+        width: int = 16,
+        pool: str = "spatial_softmax",
+        num_keypoints: int = 32,
+        feature_dim: int = 64,
+        crop: Any = None,
+        color_jitter: Any = 0.0,
+        views: dict[str, dict[str, Any]] | None = None,
+        where: str = "encoder.rgb",
+    ):
         super().__init__()
         if backbone not in BACKBONES:
             raise ConfigError(f"{where}.backbone: expected one of {list(BACKBONES)}, got {backbone!r}")
@@ -130,7 +145,9 @@ class ImageEncoder(nn.Module):
             raise ConfigError(f"{where}: no image keys to encode")
         chans = {k: s[-1] for k, s in shapes.items()}
         if len(set(chans.values())) > 1:
-            raise ConfigError(f"{where}.share_backbone: cameras sharing a trunk need the same channel count, found {chans}")
+            raise ConfigError(
+                f"{where}.share_backbone: cameras sharing a trunk need the same channel count, found {chans}"
+            )
         self.keys = list(shapes)
         self.trunk = ResNetTrunk(next(iter(chans.values())), width, BACKBONES[backbone])
         self.augment = nn.ModuleDict()
@@ -140,19 +157,25 @@ class ImageEncoder(nn.Module):
         for k, shape in shapes.items():
             if len(shape) != 3:
                 raise ConfigError(f"observation {k!r}: an rgb key needs shape (H, W, C), found {tuple(shape)}")
-            o = dict(pool=pool, num_keypoints=num_keypoints, feature_dim=feature_dim, crop=crop, color_jitter=color_jitter)
+            o = dict(
+                pool=pool, num_keypoints=num_keypoints, feature_dim=feature_dim, crop=crop, color_jitter=color_jitter
+            )
             o.update(views.get(k, {}))
             if o["pool"] not in POOLS:
                 raise ConfigError(f"{where}.pool ({k}): expected one of {list(POOLS)}, got {o['pool']!r}")
             for opt in ("num_keypoints", "feature_dim"):
                 if not isinstance(o[opt], int) or o[opt] < 1:
                     raise ConfigError(f"{where}.{opt} ({k}): expected a positive int, got {o[opt]!r}")
-            self.augment[k] = ImageAugment(tuple(shape[:2]), shape[2], o["crop"], o["color_jitter"], where=f"{where} ({k})")
+            self.augment[k] = ImageAugment(
+                tuple(shape[:2]), shape[2], o["crop"], o["color_jitter"], where=f"{where} ({k})"
+            )
             fh, fw = (feature_map_size(n, len(BACKBONES[backbone])) for n in self.augment[k].out_hw)
             if o["pool"] == "spatial_softmax" and fh * fw == 1:
-                raise ConfigError(f"{where}.pool ({k}): spatial_softmax needs a feature map of at least 2 pixels, "
-                                  f"found 1x1 for {list(self.augment[k].out_hw)} inputs (the trunk downsamples 32x); "
-                                  "use larger images or pool: avg")
+                raise ConfigError(
+                    f"{where}.pool ({k}): spatial_softmax needs a feature map of at least 2 pixels, "
+                    f"found 1x1 for {list(self.augment[k].out_hw)} inputs (the trunk downsamples 32x); "
+                    "use larger images or pool: avg"
+                )
             self.readout[k] = ImageReadout(self.trunk.out_channels, o["pool"], o["num_keypoints"], o["feature_dim"])
             self.out_dims[k] = o["feature_dim"]
 

@@ -1,4 +1,5 @@
 """Low-dimensional observation encoders: identity (flatten history) or a small MLP per key."""
+
 from __future__ import annotations
 
 import torch

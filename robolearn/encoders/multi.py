@@ -20,10 +20,12 @@ Config (a dict, e.g. ``policy.encoder`` from YAML; every entry optional)::
     output: both                                 # vector | tokens | both (which maps to build)
     preset: image_small                          # start from configs/policy/encoder/<name>.yaml
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -35,8 +37,16 @@ from robolearn.encoders.lowdim import LowDimEncoder
 from robolearn.errors import ConfigError, DataError
 
 LOWDIM_OPTIONS = ("hidden", "out_dim")
-RGB_DEFAULTS: dict[str, Any] = dict(backbone="resnet18", width=16, pool="spatial_softmax", num_keypoints=32,
-                                    feature_dim=64, crop=0.875, color_jitter=0.0, share_backbone=False)
+RGB_DEFAULTS: dict[str, Any] = dict(
+    backbone="resnet18",
+    width=16,
+    pool="spatial_softmax",
+    num_keypoints=32,
+    feature_dim=64,
+    crop=0.875,
+    color_jitter=0.0,
+    share_backbone=False,
+)
 TOP_OPTIONS = ("lowdim", "rgb", "keys", "token_dim", "output", "preset")
 OUTPUTS = ("vector", "tokens", "both")
 
@@ -48,9 +58,17 @@ def _check_options(given: Mapping[str, Any], allowed: tuple[str, ...] | list[str
 
 
 class MultiKeyEncoder(ObsEncoder):
-    def __init__(self, obs_spec: dict[str, ObsSpec], obs_horizon: int, lowdim_hidden=(), lowdim_out: int | None = None,
-                 rgb: dict[str, Any] | None = None, keys: dict[str, dict[str, Any]] | None = None,
-                 token_dim: int = 128, output: str = "both"):
+    def __init__(
+        self,
+        obs_spec: dict[str, ObsSpec],
+        obs_horizon: int,
+        lowdim_hidden=(),
+        lowdim_out: int | None = None,
+        rgb: dict[str, Any] | None = None,
+        keys: dict[str, dict[str, Any]] | None = None,
+        token_dim: int = 128,
+        output: str = "both",
+    ):
         super().__init__()
         if not obs_spec:
             raise ConfigError("encoder: the observation spec is empty; list at least one key in task.obs_keys")
@@ -92,8 +110,9 @@ class MultiKeyEncoder(ObsEncoder):
         self.cameras = nn.ModuleDict()
         for name, ks in groups.items():
             if ks:
-                enc = ImageEncoder({k: rgb_shapes[k] for k in ks}, **rgb_cfg,
-                                   views={k: keys[k] for k in ks if k in keys})
+                enc = ImageEncoder(
+                    {k: rgb_shapes[k] for k in ks}, **rgb_cfg, views={k: keys[k] for k in ks if k in keys}
+                )
                 self.cameras[name] = enc
                 dims.update(enc.out_dims)
         self.feature_dims = {k: dims[k] for k in self.keys}
@@ -114,17 +133,26 @@ class MultiKeyEncoder(ObsEncoder):
         To = self.obs_horizon
         for k in self.keys:
             if k not in obs:
-                raise DataError(f"observation {k!r}: missing from the batch (expected keys {self.keys}, found {sorted(obs)})")
+                raise DataError(
+                    f"observation {k!r}: missing from the batch (expected keys {self.keys}, found {sorted(obs)})"
+                )
             x, s = obs[k], self.spec[k]
             if tuple(x.shape[1:]) != (To, *s.shape):
-                raise DataError(f"observation {k!r}: expected shape (B, {', '.join(map(str, (To, *s.shape)))}), found {tuple(x.shape)}")
+                raise DataError(
+                    f"observation {k!r}: expected shape (B, {', '.join(map(str, (To, *s.shape)))}), "
+                    f"found {tuple(x.shape)}"
+                )
             if s.kind == "rgb":
                 want_u8 = s.dtype == "uint8"
                 if want_u8 and x.dtype != torch.uint8:
-                    raise DataError(f"observation {k!r}: expected uint8 images (0..255) as declared, found {x.dtype}; "
-                                    "pass raw frames, the encoder scales them")
+                    raise DataError(
+                        f"observation {k!r}: expected uint8 images (0..255) as declared, found {x.dtype}; "
+                        "pass raw frames, the encoder scales them"
+                    )
                 if not want_u8 and not x.is_floating_point():
-                    raise DataError(f"observation {k!r}: expected float images in [0, 1] ({s.dtype}) as declared, found {x.dtype}")
+                    raise DataError(
+                        f"observation {k!r}: expected float images in [0, 1] ({s.dtype}) as declared, found {x.dtype}"
+                    )
 
     def features(self, obs: Mapping[str, torch.Tensor]) -> list[torch.Tensor]:
         """One (B, To, d_k) feature tensor per key, in ``self.keys`` order."""
@@ -181,7 +209,9 @@ def load_preset(name: str) -> dict[str, Any]:
     path = find_config("policy/encoder", name)
     if path is None:
         have = group_options("policy/encoder")
-        raise ConfigError(f"encoder.preset={name}: no file policy/encoder/{name}.yaml; choose one of: {', '.join(have) or '(none)'}")
+        raise ConfigError(
+            f"encoder.preset={name}: no file policy/encoder/{name}.yaml; choose one of: {', '.join(have) or '(none)'}"
+        )
     return _as_dict(load_yaml(path))
 
 
@@ -194,6 +224,13 @@ def build_encoder(cfg: Mapping[str, Any] | None, obs_spec: dict[str, ObsSpec], o
     _check_options(cfg, TOP_OPTIONS, "encoder")
     low = dict(cfg.get("lowdim") or {})
     _check_options(low, LOWDIM_OPTIONS, "encoder.lowdim")
-    return MultiKeyEncoder(obs_spec, obs_horizon, lowdim_hidden=low.get("hidden") or (), lowdim_out=low.get("out_dim"),
-                           rgb=cfg.get("rgb"), keys=cfg.get("keys"), token_dim=cfg.get("token_dim", 128),
-                           output=cfg.get("output", "both"))
+    return MultiKeyEncoder(
+        obs_spec,
+        obs_horizon,
+        lowdim_hidden=low.get("hidden") or (),
+        lowdim_out=low.get("out_dim"),
+        rgb=cfg.get("rgb"),
+        keys=cfg.get("keys"),
+        token_dim=cfg.get("token_dim", 128),
+        output=cfg.get("output", "both"),
+    )

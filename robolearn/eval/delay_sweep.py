@@ -5,6 +5,7 @@ rate, how much success and smoothness does each way of executing chunks lose? Ev
 (executor, delay) pair is evaluated on the same seeds with the same generator seed, so the
 pairs differ only in how chunks are executed.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,14 +20,25 @@ from robolearn.execution import build_executor
 
 
 def _label(cfg: dict[str, Any]) -> str:
-    opts = ",".join(f"{k}={v}" for k, v in cfg.items() if k not in ("name", "_name", "delay", "control_hz") and v is not None)
+    opts = ",".join(
+        f"{k}={v}" for k, v in cfg.items() if k not in ("name", "_name", "delay", "control_hz") and v is not None
+    )
     name = cfg.get("name") or cfg.get("_name") or "receding"
     return f"{name}({opts})" if opts else name
 
 
-def sweep(policy, task, executors: list[dict[str, Any]], delays: list[int], n_episodes: int = 50,
-          n_envs: int = 10, seed_start: int = 100_000, seed: int = 0, out_dir: str | Path | None = None,
-          progress: bool = True) -> list[dict[str, Any]]:
+def sweep(
+    policy,
+    task,
+    executors: list[dict[str, Any]],
+    delays: list[int],
+    n_episodes: int = 50,
+    n_envs: int = 10,
+    seed_start: int = 100_000,
+    seed: int = 0,
+    out_dir: str | Path | None = None,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
     """One row per (executor, delay): success stats plus mean jerk, boundary jump and step change.
 
     ``executors``: exec configs (as in ``configs/exec``; an optional ``label`` names the line).
@@ -43,14 +55,29 @@ def sweep(policy, task, executors: list[dict[str, Any]], delays: list[int], n_ep
             plan.append((label, d, c))
     rows = []
     for label, d, c in plan:
-        records = rollout(lambda n, w, c=c: build_executor(c, policy, n, generator=wave_generator(policy, seed, w)),
-                          task, n_episodes,
-                          n_envs, seed_start, policy.obs_horizon, progress=progress, desc=f"{label} d={d}")
+        records = rollout(
+            lambda n, w, c=c: build_executor(c, policy, n, generator=wave_generator(policy, seed, w)),
+            task,
+            n_episodes,
+            n_envs,
+            seed_start,
+            policy.obs_horizon,
+            progress=progress,
+            desc=f"{label} d={d}",
+        )
         rows.append({"executor": label, "delay": d, **summarize(records)})
     if out_dir:
         out_dir = Path(out_dir)
-        write_json({"rows": rows, "executors": executors, "delays": list(delays), "episodes": n_episodes,
-                    "seed_start": seed_start}, out_dir / "delay_sweep.json")
+        write_json(
+            {
+                "rows": rows,
+                "executors": executors,
+                "delays": list(delays),
+                "episodes": n_episodes,
+                "seed_start": seed_start,
+            },
+            out_dir / "delay_sweep.json",
+        )
         plot_sweep(rows, out_dir / "delay_sweep.png")
     return rows
 
@@ -64,8 +91,11 @@ def plot_sweep(rows: list[dict[str, Any]], path: str | Path) -> None:
     import matplotlib.pyplot as plt
 
     graded = any(abs(r["mean_max_score"] - r["success_rate"]) > 1e-9 for r in rows)
-    panels = [("success", "success rate (95% CI)")] + ([("score", "mean max score")] if graded else []) + \
-        [("mean_abs_jerk", "mean |jerk| of actions"), ("boundary_jump", "jump at chunk switches")]
+    panels = (
+        [("success", "success rate (95% CI)")]
+        + ([("score", "mean max score")] if graded else [])
+        + [("mean_abs_jerk", "mean |jerk| of actions"), ("boundary_jump", "jump at chunk switches")]
+    )
     fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.8))
     labels = list(dict.fromkeys(r["executor"] for r in rows))
     styles = ["-", "--", ":", "-."]  # identical executors (receding vs naive_async) stay visible

@@ -1,4 +1,5 @@
 """Episode metrics and their uncertainty."""
+
 from __future__ import annotations
 
 import math
@@ -32,8 +33,26 @@ def summarize(episodes: list[dict]) -> dict:
         "mean_max_score": float(scores.mean()) if n else float("nan"),
         "std_max_score": float(scores.std()) if n else float("nan"),
         "mean_length": float(lengths.mean()) if n else float("nan"),
-        **{k: float(np.mean([e[k] for e in episodes])) for k in ("mean_abs_jerk", "boundary_jump", "step_change")
-           if n and all(k in e for e in episodes)},
-        **({"mean_max_coverage": float(np.mean([e["max_coverage"] for e in episodes]))}
-           if n and all("max_coverage" in e for e in episodes) else {}),
+        **{
+            k: float(np.mean([e[k] for e in episodes]))
+            for k in ("mean_abs_jerk", "boundary_jump", "step_change")
+            if n and all(k in e for e in episodes)
+        },
+        **(
+            {"mean_max_coverage": float(np.mean([e["max_coverage"] for e in episodes]))}
+            if n and all("max_coverage" in e for e in episodes)
+            else {}
+        ),
     }
+
+
+def results_table(rows: list[tuple[str, dict]]) -> str:
+    head = f"| {'policy':<40} | episodes | success | 95% CI        | mean max score | mean length |"
+    lines = [head, "|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|"]
+    for name, m in rows:
+        lo, hi = m["success_ci95"]
+        lines.append(
+            f"| {name[-40:]:<40} | {m['episodes']:>8} | {m['success_rate']:>7.2f} | [{lo:.2f}, {hi:.2f}]  |"
+            f" {m['mean_max_score']:>14.3f} | {m['mean_length']:>11.1f} |"
+        )
+    return "\n".join(lines)

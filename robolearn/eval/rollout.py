@@ -5,18 +5,21 @@ so results are reproducible and evaluation seeds never overlap data-collection s
 (collection counts up from 0, evaluation from 100000). An episode ends when the env
 terminates or truncates, or when the task reports success.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from tqdm.auto import tqdm
 
 from robolearn.config import write_json
+from robolearn.eval.env_batch import EnvBatch
 from robolearn.eval.metrics import summarize
 from robolearn.eval.smoothness import smoothness
+from robolearn.eval.workers import ProcEnvBatch
 
 
 class ObsHistory:
@@ -41,58 +44,28 @@ class ObsHistory:
         return self.buf
 
 
-class EnvBatch:
-    """n environments stepped in lockstep with batched observations; an environment whose episode
-    has ended is not stepped again (gymnasium's vector envs either auto-reset it or refuse the
-    step), it repeats its last observation until the whole wave is done."""
-
-    def __init__(self, envs: list[gym.Env]):
-        self.envs = envs
-        self.num_envs = len(envs)
-        self._last: list[dict[str, np.ndarray]] = []
-
-    @staticmethod
-    def _stack(items: list[dict[str, Any]]) -> dict[str, np.ndarray]:
-        return {k: np.stack([np.asarray(it[k]) for it in items]) for k in items[0]}
-
-    @staticmethod
-    def _infos(infos: list[dict]) -> dict[str, np.ndarray]:
-        keys = {k for i in infos for k, v in i.items() if np.isscalar(v) or np.ndim(v) == 0}
-        return {k: np.array([float(i.get(k, 0.0)) for i in infos]) for k in keys}
-
-    def reset(self, seed: list[int]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        out = [env.reset(seed=int(s)) for env, s in zip(self.envs, seed)]
-        self._last = [o for o, _ in out]
-        return self._stack(self._last), self._infos([i for _, i in out])
-
-    def step(self, actions: np.ndarray, alive: np.ndarray):
-        n = self.num_envs
-        rew, term, trunc, infos = np.zeros(n), np.ones(n, bool), np.zeros(n, bool), [{} for _ in range(n)]
-        for i in np.flatnonzero(alive):
-            self._last[i], rew[i], term[i], trunc[i], infos[i] = self.envs[i].step(actions[i])
-        return self._stack(self._last), rew, term, trunc, self._infos(infos)
-
-    def render(self, i: int):
-        return self.envs[i].render()
-
-    def close(self) -> None:
-        for env in self.envs:
-            env.close()
-
-
-def make_env_batch(task, n_envs: int, n_render: int = 0, workers: int = 0):
+def make_env_batch(task, n_envs: int, n_render: int = 0, workers: int = 0) -> EnvBatch | ProcEnvBatch:
     """In-process envs (``workers`` <= 1), or envs split over ``workers`` processes."""
     if workers > 1 and n_envs > 1:
-        from robolearn.eval.workers import ProcEnvBatch
-
         return ProcEnvBatch(task, n_envs, workers, n_render)
     return EnvBatch([task.make_env(render=i < n_render) for i in range(n_envs)])
 
 
-def rollout(act_fn_factory: Callable[[int], Any], task, n_episodes: int, n_envs: int = 10,
-            seed_start: int = 100_000, obs_horizon: int = 1, video_dir: str | Path | None = None,
-            n_videos: int = 0, progress: bool = True, desc: str = "eval",
-            on_step: Callable | None = None, workers: int = 0, waves: list[int] | None = None) -> list[dict]:
+def rollout(
+    act_fn_factory: Callable[[int], Any],
+    task,
+    n_episodes: int,
+    n_envs: int = 10,
+    seed_start: int = 100_000,
+    obs_horizon: int = 1,
+    video_dir: str | Path | None = None,
+    n_videos: int = 0,
+    progress: bool = True,
+    desc: str = "eval",
+    on_step: Callable | None = None,
+    workers: int = 0,
+    waves: list[int] | None = None,
+) -> list[dict]:
     """Run ``n_episodes`` and return one record per episode.
 
     Episodes run in waves of ``n_envs`` (wave w: seeds ``seed_start + w * n_envs`` onwards);
@@ -112,8 +85,12 @@ def rollout(act_fn_factory: Callable[[int], Any], task, n_episodes: int, n_envs:
     records: list[dict] = []
     all_waves = list(range(-(-n_episodes // n_envs)))
     waves = all_waves if waves is None else [w for w in all_waves if w in set(waves)]
-    bar = tqdm(total=sum(min(n_envs, n_episodes - w * n_envs) for w in waves), desc=desc, disable=not progress,
-               dynamic_ncols=True)
+    bar = tqdm(
+        total=sum(min(n_envs, n_episodes - w * n_envs) for w in waves),
+        desc=desc,
+        disable=not progress,
+        dynamic_ncols=True,
+    )
     try:
         for wave in waves:
             wave_start = wave * n_envs
@@ -157,9 +134,16 @@ def rollout(act_fn_factory: Callable[[int], Any], task, n_episodes: int, n_envs:
                 alive &= ~ended
             for i in range(n_live):
                 acts = np.stack(actions_log[i]) if actions_log[i] else np.zeros((0, 1))
-                records.append({"seed": seeds[i], "success": bool(success[i]), "max_score": float(max_score[i]),
-                                **({"max_coverage": float(max_cov[i])} if np.isfinite(max_cov[i]) else {}),
-                                "length": int(length[i]), **smoothness(acts, np.asarray(switch_log[i], bool))})
+                records.append(
+                    {
+                        "seed": seeds[i],
+                        "success": bool(success[i]),
+                        "max_score": float(max_score[i]),
+                        **({"max_coverage": float(max_cov[i])} if np.isfinite(max_cov[i]) else {}),
+                        "length": int(length[i]),
+                        **smoothness(acts, np.asarray(switch_log[i], bool)),
+                    }
+                )
             bar.update(n_live)
             bar.set_postfix(success=f"{np.mean([r['success'] for r in records]):.2f}")
             if frames and video_dir:
@@ -189,9 +173,20 @@ def wave_generator(policy, seed: int, wave: int):
     return torch.Generator(device=policy.device).manual_seed(seed * 1_000_003 + wave)
 
 
-def evaluate_policy(policy, task, exec_cfg: dict | None, out_dir: str | Path | None, n_episodes: int = 50,
-                    n_envs: int = 10, seed_start: int = 100_000, n_videos: int = 0, progress: bool = True,
-                    seed: int = 0, workers: int = 0, dist=None) -> dict | None:
+def evaluate_policy(
+    policy,
+    task,
+    exec_cfg: dict | None,
+    out_dir: str | Path | None,
+    n_episodes: int = 50,
+    n_envs: int = 10,
+    seed_start: int = 100_000,
+    n_videos: int = 0,
+    progress: bool = True,
+    seed: int = 0,
+    workers: int = 0,
+    dist=None,
+) -> dict | None:
     """Roll a policy out through an executor; write metrics.json (and videos) to ``out_dir``.
 
     ``dist`` (a ``robolearn.train.dist.Dist`` of a torchrun launch) splits the waves over the
@@ -202,11 +197,19 @@ def evaluate_policy(policy, task, exec_cfg: dict | None, out_dir: str | Path | N
     build_executor(exec_cfg, policy, max(1, min(n_envs, n_episodes)))  # bad options fail before any env starts
     rank, world = (dist.rank, dist.world) if dist is not None else (0, 1)
     n_waves = -(-n_episodes // max(1, min(n_envs, n_episodes)))
-    records = rollout(lambda n, w: build_executor(exec_cfg, policy, n, generator=wave_generator(policy, seed, w)),
-                      task, n_episodes, n_envs, seed_start, policy.obs_horizon,
-                      video_dir=(Path(out_dir) / "videos") if out_dir and rank == 0 else None,
-                      n_videos=n_videos, progress=progress and rank == 0, workers=workers,
-                      waves=[w for w in range(n_waves) if w % world == rank])
+    records = rollout(
+        lambda n, w: build_executor(exec_cfg, policy, n, generator=wave_generator(policy, seed, w)),
+        task,
+        n_episodes,
+        n_envs,
+        seed_start,
+        policy.obs_horizon,
+        video_dir=(Path(out_dir) / "videos") if out_dir and rank == 0 else None,
+        n_videos=n_videos,
+        progress=progress and rank == 0,
+        workers=workers,
+        waves=[w for w in range(n_waves) if w % world == rank],
+    )
     if world > 1:
         shards = dist.gather(records)
         if shards is None:

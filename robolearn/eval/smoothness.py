@@ -4,6 +4,7 @@ Success alone hides what asynchronous execution costs: a policy can still succee
 arm snaps at every chunk boundary. The boundary jump isolates that snap; comparing it with the
 typical step-to-step change (``step_change``) says whether switches are the rough part.
 """
+
 from __future__ import annotations
 
 import numpy as np

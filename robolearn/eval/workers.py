@@ -9,6 +9,7 @@ in-process, so per-episode results are identical to ``EnvBatch`` (a test checks 
 Workers are started with ``spawn`` (a fresh interpreter: no inherited torch threads, OpenGL
 or MuJoCo contexts) and rebuild the task from its pickled object.
 """
+
 from __future__ import annotations
 
 import multiprocessing as mp
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from robolearn.errors import RobolearnError
+from robolearn.eval.env_batch import stack_infos, stack_obs
 
 
 def _serve(conn, task, indices: list[int], n_render: int) -> None:
@@ -93,21 +95,17 @@ class ProcEnvBatch:
         return out
 
     def reset(self, seed: list[int]):
-        from robolearn.eval.rollout import EnvBatch
-
         res = self._scatter("reset", {i: s for i, s in enumerate(seed)})
         self._last = [res[i][0] for i in range(self.num_envs)]
-        return EnvBatch._stack(self._last), EnvBatch._infos([res[i][1] for i in range(self.num_envs)])
+        return stack_obs(self._last), stack_infos([res[i][1] for i in range(self.num_envs)])
 
     def step(self, actions: np.ndarray, alive: np.ndarray):
-        from robolearn.eval.rollout import EnvBatch
-
         n = self.num_envs
         rew, term, trunc, infos = np.zeros(n), np.ones(n, bool), np.zeros(n, bool), [{} for _ in range(n)]
         res = self._scatter("step", {int(i): actions[i] for i in np.flatnonzero(alive)})
         for i, (o, r, te, tr, inf) in res.items():
             self._last[i], rew[i], term[i], trunc[i], infos[i] = o, r, te, tr, inf
-        return EnvBatch._stack(self._last), rew, term, trunc, EnvBatch._infos(infos)
+        return stack_obs(self._last), rew, term, trunc, stack_infos(infos)
 
     def render(self, i: int):
         self._conns[self._owner[i]].send(("render", i))

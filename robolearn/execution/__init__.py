@@ -3,6 +3,7 @@
 Every executor takes ``delay`` (env steps of simulated inference latency, or ``auto`` with
 ``control_hz``) under one timing rule (``delay.py``), so their comparison is fair.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -33,12 +34,22 @@ def build_executor(cfg: dict[str, Any] | None, policy, n_envs: int, generator=No
     if name not in EXECUTORS:
         raise ConfigError(f"exec.name: unknown executor {name!r}; choose one of {sorted(EXECUTORS)}")
     cls = EXECUTORS[name]
-    allowed = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "policy", "n_envs", "generator")]
+    allowed = [
+        p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "policy", "n_envs", "generator")
+    ]
     unknown = sorted(set(cfg) - set(allowed))
     if unknown:
         raise ConfigError(f"exec: unknown option(s) {unknown} for executor {name!r}; it accepts {allowed}")
     return cls(policy, n_envs, generator=generator, **cfg)
 
 
-__all__ = ["EXECUTORS", "Executor", "NaiveAsync", "RealTimeChunking", "RecedingHorizon", "TemporalEnsemble",
-           "build_executor", "rtc_weights"]
+__all__ = [
+    "EXECUTORS",
+    "Executor",
+    "NaiveAsync",
+    "RealTimeChunking",
+    "RecedingHorizon",
+    "TemporalEnsemble",
+    "build_executor",
+    "rtc_weights",
+]

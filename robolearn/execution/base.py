@@ -9,6 +9,7 @@ After each ``act``, ``last_switch`` (B,) bool says for which envs a new chunk to
 this step (step 0 of an episode counts): the smoothness metrics measure the jump there.
 Every executor takes ``delay`` (simulated inference latency, see ``delay.py``).
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -15,13 +15,15 @@ the full delay d.
 and converts it with ``control_hz``: d = floor(latency * control_hz), the convention of Black
 et al. 2025 (a chunk that is ready within one control period is used at the next tick).
 """
+
 from __future__ import annotations
 
 import math
 import time
 import weakref
+from collections.abc import Callable
 from contextlib import contextmanager
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +31,7 @@ from robolearn.errors import ConfigError
 from robolearn.execution.base import Executor, select_obs
 
 # policy -> {(probe kind, batch size): seconds}; weak so a deleted policy frees its entry.
-_LATENCY: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+_LATENCY: weakref.WeakKeyDictionary[Any, dict] = weakref.WeakKeyDictionary()
 
 
 def parse_delay(delay: Any, control_hz: Any = None) -> int | str:
@@ -38,8 +40,12 @@ def parse_delay(delay: Any, control_hz: Any = None) -> int | str:
         return 0
     if isinstance(delay, str):
         if delay.strip().lower() == "auto":
-            if control_hz is None or isinstance(control_hz, bool) or not isinstance(control_hz, (int, float)) \
-                    or not control_hz > 0:
+            if (
+                control_hz is None
+                or isinstance(control_hz, bool)
+                or not isinstance(control_hz, (int, float))
+                or not control_hz > 0
+            ):
                 raise ConfigError(f"exec.control_hz: delay=auto needs the control rate in Hz (> 0), got {control_hz!r}")
             return "auto"
         if delay.strip().isdigit():
@@ -134,8 +140,15 @@ class ChunkSchedule(DelayedExecutor):
 
     s_name = "s"
 
-    def __init__(self, policy, n_envs: int, s: int | None = None, delay: int | str = 0,
-                 control_hz: float | None = None, generator=None):
+    def __init__(
+        self,
+        policy,
+        n_envs: int,
+        s: int | None = None,
+        delay: int | str = 0,
+        control_hz: float | None = None,
+        generator=None,
+    ):
         super().__init__(policy, n_envs, delay, control_hz, generator)
         s = policy.n_action_steps if s is None else s
         if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or not 1 <= s <= self.H:

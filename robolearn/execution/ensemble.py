@@ -10,6 +10,7 @@ Under delay d (timing in ``delay.py``) the chunk from obs_t only joins the avera
 t + d, so it contributes its actions t+d .. t+H-1; the first chunk of an episode is a
 synchronous first inference, usable from step 0.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,8 +22,15 @@ from robolearn.execution.delay import DelayedExecutor
 
 
 class TemporalEnsemble(DelayedExecutor):
-    def __init__(self, policy, n_envs: int, m: float = 0.01, delay: int | str = 0,
-                 control_hz: float | None = None, generator=None):
+    def __init__(
+        self,
+        policy,
+        n_envs: int,
+        m: float = 0.01,
+        delay: int | str = 0,
+        control_hz: float | None = None,
+        generator=None,
+    ):
         super().__init__(policy, n_envs, delay, control_hz, generator)
         if isinstance(m, bool) or not isinstance(m, (int, float)) or not math.isfinite(m) or m < 0:
             raise ConfigError(f"exec.m: expected a finite number >= 0 (ensembling weights exp(-m*i)), got {m!r}")
@@ -53,11 +61,11 @@ class TemporalEnsemble(DelayedExecutor):
         slot = t % self.H
         self.buf[rows, slot] = np.asarray(self.policy.predict_chunk(obs, generator=self.generator))
         self.base[rows, slot] = t
-        age = t[:, None] - self.base                                               # (B, H)
+        age = t[:, None] - self.base  # (B, H)
         usable = (self.base >= 0) & (age < self.H) & ((self.base == 0) | (age >= self.d))
         # i = rank of each usable prediction by age, oldest first
         older = (self.base[:, None, :] < self.base[:, :, None]) & usable[:, None, :]
-        w = np.where(usable, np.exp(-self.m * older.sum(-1)), 0.0)                 # (B, H)
+        w = np.where(usable, np.exp(-self.m * older.sum(-1)), 0.0)  # (B, H)
         acts = self.buf[rows[:, None], np.arange(self.H)[None], np.clip(age, 0, self.H - 1)]  # (B, H, A)
         out = (w[..., None] * acts).sum(1) / w.sum(1, keepdims=True)
         self.last_switch = (t == 0) | (t - self.d >= 1)  # a new prediction joined the average

@@ -14,10 +14,12 @@ steps to compute, during which the previous chunk keeps running (timing in ``del
   are free. The policy's head does the inpainting (``predict_chunk(obs, prefix, weights)``),
   so this executor works with every head.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -47,11 +49,12 @@ class NaiveAsync(ChunkSchedule):
 
 
 class RealTimeChunking(ChunkSchedule):
-
     def _set_delay(self, d: int) -> None:
         if d > self.s:
-            raise ConfigError(f"exec.s: real-time chunking needs s >= delay (the steps frozen to the previous "
-                              f"chunk must all come from it), got s={self.s} < delay={d}")
+            raise ConfigError(
+                f"exec.s: real-time chunking needs s >= delay (the steps frozen to the previous "
+                f"chunk must all come from it), got s={self.s} < delay={d}"
+            )
         super()._set_delay(d)
         self.weights = rtc_weights(self.H, self.s, d)
 
@@ -59,10 +62,13 @@ class RealTimeChunking(ChunkSchedule):
         if first:  # nothing to stay consistent with yet
             return super()._request(obs, idx, first)
         k = self.t[idx] // self.s
-        prev = self.buf[idx, (k - 1) % self.ring]                 # (b, H, A), time base t - s
-        prefix = np.concatenate([prev[:, self.s:], np.repeat(prev[:, -1:], self.s, axis=1)], axis=1)
-        return np.asarray(self.policy.predict_chunk(select_obs(obs, idx), prefix=prefix,
-                                                    prefix_weights=self.weights, generator=self.generator))
+        prev = self.buf[idx, (k - 1) % self.ring]  # (b, H, A), time base t - s
+        prefix = np.concatenate([prev[:, self.s :], np.repeat(prev[:, -1:], self.s, axis=1)], axis=1)
+        return np.asarray(
+            self.policy.predict_chunk(
+                select_obs(obs, idx), prefix=prefix, prefix_weights=self.weights, generator=self.generator
+            )
+        )
 
     def _probe(self, obs: dict[str, np.ndarray]) -> Callable[[], Any]:
         gen = probe_generator(self.policy)

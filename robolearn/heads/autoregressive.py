@@ -16,6 +16,7 @@ the prefix's bins, so everything sampled after them is conditioned on the prefix
 output values are the exact prefix (not the bin centre). Weights below 0.5 are ignored: a
 discrete sequence model has no soft version of "follow this value".
 """
+
 from __future__ import annotations
 
 import torch
@@ -24,17 +25,29 @@ from torch import nn
 
 from robolearn.errors import ConfigError
 from robolearn.heads.base import ActionHead, check_prefix, register_head
-from robolearn.nets.transformer import Block
 from robolearn.nets.denoiser import check_transformer_options
+from robolearn.nets.transformer import Block
 
 FROZEN = 0.5
 
 
 @register_head("autoregressive")
 class AutoregressiveHead(ActionHead):
-    def __init__(self, cond_dim: int, horizon: int, action_dim: int, num_bins: int = 256, binning: str = "uniform",
-                 d_model: int = 128, n_layers: int = 4, n_heads: int = 4, dropout: float = 0.1,
-                 temperature: float = 1.0, eval_mode: str = "sample", **unknown):
+    def __init__(
+        self,
+        cond_dim: int,
+        horizon: int,
+        action_dim: int,
+        num_bins: int = 256,
+        binning: str = "uniform",
+        d_model: int = 128,
+        n_layers: int = 4,
+        n_heads: int = 4,
+        dropout: float = 0.1,
+        temperature: float = 1.0,
+        eval_mode: str = "sample",
+        **unknown,
+    ):
         super().__init__(cond_dim, horizon, action_dim)
         if unknown:
             raise ConfigError(f"head: unknown option(s) {', '.join(sorted(unknown))} for the autoregressive head")
@@ -51,7 +64,7 @@ class AutoregressiveHead(ActionHead):
         self.temperature, self.eval_mode = float(temperature), eval_mode
         self.L = horizon * action_dim
         edges = torch.linspace(-1.0, 1.0, self.nb + 1).expand(action_dim, -1).contiguous()
-        self.register_buffer("edges", edges)                                   # (A, nb + 1)
+        self.register_buffer("edges", edges)  # (A, nb + 1)
         self.register_buffer("centers", 0.5 * (edges[:, 1:] + edges[:, :-1]))  # (A, nb)
         self.register_buffer("fitted", torch.tensor(binning == "uniform"))
         self.register_buffer("token_dim", torch.arange(self.L) % action_dim, persistent=False)
@@ -74,7 +87,9 @@ class AutoregressiveHead(ActionHead):
             e = torch.quantile(v, q)
             bins = torch.bucketize(v, e[1:-1].contiguous())
             sums = torch.zeros(self.nb, dtype=torch.float64, device=v.device).index_add_(0, bins, v.double())
-            counts = torch.zeros(self.nb, dtype=torch.float64, device=v.device).index_add_(0, bins, torch.ones_like(v, dtype=torch.float64))
+            counts = torch.zeros(self.nb, dtype=torch.float64, device=v.device).index_add_(
+                0, bins, torch.ones_like(v, dtype=torch.float64)
+            )
             mid = 0.5 * (e[1:] + e[:-1])
             self.edges[a] = e
             self.centers[a] = torch.where(counts > 0, sums / counts.clamp_min(1), mid).float()
@@ -82,8 +97,13 @@ class AutoregressiveHead(ActionHead):
 
     def tokenize(self, actions: torch.Tensor) -> torch.Tensor:
         """(B, H, A) values -> (B, H, A) bin indices; values outside the edges go to the end bins."""
-        return torch.stack([torch.bucketize(actions[..., a].contiguous(), self.edges[a, 1:-1].contiguous())
-                            for a in range(self.action_dim)], dim=-1)
+        return torch.stack(
+            [
+                torch.bucketize(actions[..., a].contiguous(), self.edges[a, 1:-1].contiguous())
+                for a in range(self.action_dim)
+            ],
+            dim=-1,
+        )
 
     def _logits(self, cond: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """tokens (B, n) flat, n < L -> logits (B, n + 1, nb) for positions 0..n."""
@@ -98,7 +118,9 @@ class AutoregressiveHead(ActionHead):
 
     def loss(self, cond, actions, mask=None):
         if not bool(self.fitted):
-            raise ConfigError("head.binning=quantile: bins are not fitted; call head.fit_data(normalized_actions) before training")
+            raise ConfigError(
+                "head.binning=quantile: bins are not fitted; call head.fit_data(normalized_actions) before training"
+            )
         B = actions.shape[0]
         tokens = self.tokenize(actions).reshape(B, self.L)
         logits = self._logits(cond, tokens[:, :-1])

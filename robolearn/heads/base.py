@@ -7,6 +7,7 @@ normalizer or the observation encoder; that is what lets any head be driven by a
 Adding a head = one file in this package that decorates its class with ``@register_head``,
 plus one YAML in ``configs/policy/``. Modules here are imported automatically.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -19,7 +20,7 @@ from torch import nn
 
 from robolearn.errors import ConfigError
 
-_REGISTRY: dict[str, type["ActionHead"]] = {}
+_REGISTRY: dict[str, type[ActionHead]] = {}
 
 
 def register_head(name: str):
@@ -55,17 +56,22 @@ class ActionHead(nn.Module):
         self.horizon = int(horizon)
         self.action_dim = int(action_dim)
 
-    def loss(self, cond: torch.Tensor, actions: torch.Tensor,
-             mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def loss(
+        self, cond: torch.Tensor, actions: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         """Training loss. ``actions`` (B, H, A) normalized; ``mask`` (B, H) bool, True where the
         step is real (False where the window ran past the episode end and was edge-padded).
         Returns a dict with at least ``"loss"`` (a scalar); other entries are logged."""
         raise NotImplementedError
 
     @torch.no_grad()
-    def sample(self, cond: torch.Tensor, prefix: torch.Tensor | None = None,
-               prefix_weights: torch.Tensor | None = None,
-               generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(
+        self,
+        cond: torch.Tensor,
+        prefix: torch.Tensor | None = None,
+        prefix_weights: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         """Draw one chunk per batch element, (B, H, A), normalized.
 
         ``prefix`` (B, H, A): the previous chunk's pending actions aligned to this chunk's
@@ -79,7 +85,7 @@ def check_prefix(head: ActionHead, prefix, prefix_weights):
     if prefix is None:
         return None, None
     B, H, A = prefix.shape
-    if H != head.horizon or A != head.action_dim:
+    if head.horizon != H or head.action_dim != A:
         raise ValueError(f"prefix has shape {tuple(prefix.shape)}, expected (B, {head.horizon}, {head.action_dim})")
     if prefix_weights is None:
         raise ValueError("prefix given without prefix_weights")

@@ -26,6 +26,7 @@ Inpainting (prefix / prefix_weights), ``inpaint``:
   to the next step's level (Diffusion Policy's inpainting); the last step leaves them exact.
   Soft weights below 0.5 are ignored.
 """
+
 from __future__ import annotations
 
 import torch
@@ -40,18 +41,34 @@ FROZEN_REPLACE = 0.5
 
 @register_head("diffusion")
 class DiffusionHead(ActionHead):
-    def __init__(self, cond_dim: int, horizon: int, action_dim: int, denoiser: str = "unet",
-                 num_train_timesteps: int = 100, num_inference_steps: int = 10, beta_schedule: str = "squaredcos_cap_v2",
-                 prediction_type: str = "epsilon", scheduler: str = "ddim", clip_sample: bool = True,
-                 inpaint: str = "guided", guidance_beta: float = 5.0, **net_options):
+    def __init__(
+        self,
+        cond_dim: int,
+        horizon: int,
+        action_dim: int,
+        denoiser: str = "unet",
+        num_train_timesteps: int = 100,
+        num_inference_steps: int = 10,
+        beta_schedule: str = "squaredcos_cap_v2",
+        prediction_type: str = "epsilon",
+        scheduler: str = "ddim",
+        clip_sample: bool = True,
+        inpaint: str = "guided",
+        guidance_beta: float = 5.0,
+        **net_options,
+    ):
         super().__init__(cond_dim, horizon, action_dim)
         if int(num_train_timesteps) < 2:
             raise ConfigError(f"head.num_train_timesteps: expected >= 2, got {num_train_timesteps}")
         if not 1 <= int(num_inference_steps) <= int(num_train_timesteps):
-            raise ConfigError(f"head.num_inference_steps: expected 1..num_train_timesteps={num_train_timesteps}, "
-                              f"got {num_inference_steps}")
+            raise ConfigError(
+                f"head.num_inference_steps: expected 1..num_train_timesteps={num_train_timesteps}, "
+                f"got {num_inference_steps}"
+            )
         if beta_schedule not in ("linear", "scaled_linear", "squaredcos_cap_v2"):
-            raise ConfigError(f"head.beta_schedule: expected linear, scaled_linear or squaredcos_cap_v2, got {beta_schedule!r}")
+            raise ConfigError(
+                f"head.beta_schedule: expected linear, scaled_linear or squaredcos_cap_v2, got {beta_schedule!r}"
+            )
         if prediction_type not in ("epsilon", "sample"):
             raise ConfigError(f"head.prediction_type: expected 'epsilon' or 'sample', got {prediction_type!r}")
         if scheduler not in ("ddim", "dpmsolver"):

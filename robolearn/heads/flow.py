@@ -17,6 +17,7 @@ r^2 = (1-t)^2 / (t^2 + (1-t)^2) (Black, Galliker, Levine 2025). Guidance is soft
 with W = 1 end close to but not exactly at the prefix; those steps (W >= 0.999) are then
 overwritten with the prefix, so a frozen step is executed exactly as promised.
 """
+
 from __future__ import annotations
 
 import torch
@@ -30,9 +31,20 @@ FROZEN = 0.999  # prefix weight at or above which a step is overwritten with the
 
 @register_head("flow")
 class FlowHead(ActionHead):
-    def __init__(self, cond_dim: int, horizon: int, action_dim: int, denoiser: str = "unet", num_steps: int = 10,
-                 time_sampling: str = "uniform", beta_a: float = 1.5, beta_b: float = 1.0, init_noise: str = "gaussian",
-                 guidance_beta: float = 5.0, **net_options):
+    def __init__(
+        self,
+        cond_dim: int,
+        horizon: int,
+        action_dim: int,
+        denoiser: str = "unet",
+        num_steps: int = 10,
+        time_sampling: str = "uniform",
+        beta_a: float = 1.5,
+        beta_b: float = 1.0,
+        init_noise: str = "gaussian",
+        guidance_beta: float = 5.0,
+        **net_options,
+    ):
         super().__init__(cond_dim, horizon, action_dim)
         if int(num_steps) < 1:
             raise ConfigError(f"head.num_steps: expected >= 1 integration steps, got {num_steps}")
@@ -84,9 +96,11 @@ class FlowHead(ActionHead):
             if prefix is None:
                 v = self.net(x, tb, cond)
             else:
+
                 def estimate(xt):
                     vt = self.net(xt, tb, cond)
                     return vt, xt + (1 - t) * vt
+
                 v, _, g = rtc_guidance(estimate, x, prefix, w)
                 v = v + rtc_weight(t, self.guidance_beta) * g
             x = x + dt * v

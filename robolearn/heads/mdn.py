@@ -16,6 +16,7 @@ Bayesian conditioning; soft weights interpolate. Given a component the dimension
 independent, so the free steps are drawn from the chosen component as usual; finally the
 output is blended W prefix + (1 - W) sample, so W = 1 steps equal the prefix exactly.
 """
+
 from __future__ import annotations
 
 import math
@@ -32,9 +33,18 @@ LOG_2PI = math.log(2 * math.pi)
 
 @register_head("mdn")
 class MDNHead(ActionHead):
-    def __init__(self, cond_dim: int, horizon: int, action_dim: int, num_components: int = 5,
-                 hidden: list[int] | tuple[int, ...] = (512, 512), min_std: float = 1e-2, eval_mode: str = "sample",
-                 dropout: float = 0.0, **unknown):
+    def __init__(
+        self,
+        cond_dim: int,
+        horizon: int,
+        action_dim: int,
+        num_components: int = 5,
+        hidden: list[int] | tuple[int, ...] = (512, 512),
+        min_std: float = 1e-2,
+        eval_mode: str = "sample",
+        dropout: float = 0.0,
+        **unknown,
+    ):
         super().__init__(cond_dim, horizon, action_dim)
         if unknown:
             raise ConfigError(f"head: unknown option(s) {', '.join(sorted(unknown))} for the mdn head")
@@ -67,7 +77,7 @@ class MDNHead(ActionHead):
         log_pi, mu, std = self(cond)
         B = actions.shape[0]
         # padded steps are marginalised out: with diagonal covariances that is dropping their dims
-        dim_w = (actions.new_ones(B, self.horizon) if mask is None else mask.to(actions.dtype))
+        dim_w = actions.new_ones(B, self.horizon) if mask is None else mask.to(actions.dtype)
         dim_w = dim_w[..., None].expand(B, self.horizon, self.action_dim).reshape(B, self.D)
         ll = (self._log_normal(actions.reshape(B, self.D), mu, std) * dim_w[:, None]).sum(-1)
         nll = -torch.logsumexp(log_pi + ll, dim=-1)
@@ -87,7 +97,11 @@ class MDNHead(ActionHead):
             k = torch.multinomial(log_pi.softmax(-1), 1, generator=generator).squeeze(-1)
         idx = k[:, None, None].expand(B, 1, self.D)
         m, s = mu.gather(1, idx).squeeze(1), std.gather(1, idx).squeeze(1)
-        x = m if self.eval_mode == "mode" else m + s * torch.randn(m.shape, generator=generator, device=m.device, dtype=m.dtype)
+        x = (
+            m
+            if self.eval_mode == "mode"
+            else m + s * torch.randn(m.shape, generator=generator, device=m.device, dtype=m.dtype)
+        )
         x = x.view(B, self.horizon, self.action_dim)
         if prefix is not None:
             x = w[..., None] * prefix + (1 - w[..., None]) * x

@@ -23,6 +23,7 @@ Inpainting: the prefix is blended into the estimate, x <- W prefix + (1 - W) x, 
 refinement pass and once more at the end, so W = 1 steps return the prefix exactly and the
 refinement pass sees a chunk that already agrees with it.
 """
+
 from __future__ import annotations
 
 import torch
@@ -34,9 +35,19 @@ from robolearn.nets.denoiser import build_denoiser, masked_mse
 
 @register_head("mip")
 class MIPHead(ActionHead):
-    def __init__(self, cond_dim: int, horizon: int, action_dim: int, denoiser: str = "unet", num_steps: int = 2,
-                 t_star: float = 0.9, refine_noise: float = 1.0, refine_from: str = "target", scale_input: bool = False,
-                 **net_options):
+    def __init__(
+        self,
+        cond_dim: int,
+        horizon: int,
+        action_dim: int,
+        denoiser: str = "unet",
+        num_steps: int = 2,
+        t_star: float = 0.9,
+        refine_noise: float = 1.0,
+        refine_from: str = "target",
+        scale_input: bool = False,
+        **net_options,
+    ):
         super().__init__(cond_dim, horizon, action_dim)
         if int(num_steps) < 1:
             raise ConfigError(f"head.num_steps: expected >= 1 network evaluations, got {num_steps}")
@@ -62,7 +73,7 @@ class MIPHead(ActionHead):
         x_in = self.in_scale * base + self.refine_noise * (1 - self.t_star) * torch.randn_like(actions)
         p1 = self._pass(x_in, self.t_star, cond)
         l0, l1 = masked_mse(p0, actions, mask), masked_mse(p1, actions, mask)
-        w0, w1 = 1 / self.t_star ** 2, 1 / (1 - self.t_star) ** 2
+        w0, w1 = 1 / self.t_star**2, 1 / (1 - self.t_star) ** 2
         return {"loss": (w0 * l0 + w1 * l1) / (w0 + w1), "loss_pass1": l0.detach(), "loss_pass2": l1.detach()}
 
     @torch.no_grad()

@@ -3,6 +3,7 @@
 With multimodal demonstrations it averages the modes (the failure generative heads fix);
 it is also the cheapest head to train and run, so every comparison starts here.
 """
+
 from __future__ import annotations
 
 import torch
@@ -24,8 +25,15 @@ def masked_mean(per_step: torch.Tensor, mask: torch.Tensor | None) -> torch.Tens
 
 @register_head("regression")
 class RegressionHead(ActionHead):
-    def __init__(self, cond_dim: int, horizon: int, action_dim: int, loss: str = "l1",
-                 hidden: list[int] | tuple[int, ...] = (512, 512), dropout: float = 0.0):
+    def __init__(
+        self,
+        cond_dim: int,
+        horizon: int,
+        action_dim: int,
+        loss: str = "l1",
+        hidden: list[int] | tuple[int, ...] = (512, 512),
+        dropout: float = 0.0,
+    ):
         super().__init__(cond_dim, horizon, action_dim)
         if loss not in ("l1", "mse"):
             raise ConfigError(f"head.loss: expected 'l1' or 'mse', got {loss!r}")
@@ -37,7 +45,11 @@ class RegressionHead(ActionHead):
 
     def loss(self, cond, actions, mask=None):
         pred = self(cond)
-        err = F.l1_loss(pred, actions, reduction="none") if self.loss_type == "l1" else F.mse_loss(pred, actions, reduction="none")
+        err = (
+            F.l1_loss(pred, actions, reduction="none")
+            if self.loss_type == "l1"
+            else F.mse_loss(pred, actions, reduction="none")
+        )
         return {"loss": masked_mean(err, mask)}
 
     @torch.no_grad()

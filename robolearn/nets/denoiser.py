@@ -7,9 +7,10 @@ so the heads compare on the same footing. Options are flat in the head's YAML (`
 
 ``rtc_guidance`` is the inpainting rule shared by the flow and diffusion heads.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -31,26 +32,43 @@ def check_transformer_options(d_model, n_layers, n_heads, dropout) -> None:
         raise ConfigError(f"head.dropout: expected a value in [0, 1), got {dropout}")
 
 
-def build_denoiser(kind: str, action_dim: int, horizon: int, cond_dim: int, *,
-                   down_dims: list[int] | tuple[int, ...] = (64, 128, 256), kernel_size: int = 5, n_groups: int = 8,
-                   d_model: int = 128, n_layers: int = 4, n_heads: int = 4, dropout: float = 0.0,
-                   **unknown) -> nn.Module:
+def build_denoiser(
+    kind: str,
+    action_dim: int,
+    horizon: int,
+    cond_dim: int,
+    *,
+    down_dims: list[int] | tuple[int, ...] = (64, 128, 256),
+    kernel_size: int = 5,
+    n_groups: int = 8,
+    d_model: int = 128,
+    n_layers: int = 4,
+    n_heads: int = 4,
+    dropout: float = 0.0,
+    **unknown,
+) -> nn.Module:
     """Validate the options of the chosen architecture and build it."""
     if unknown:
-        raise ConfigError(f"head: unknown option(s) {', '.join(sorted(unknown))}; denoiser options are down_dims, "
-                          "kernel_size, n_groups (unet) and d_model, n_layers, n_heads, dropout (transformer)")
+        raise ConfigError(
+            f"head: unknown option(s) {', '.join(sorted(unknown))}; denoiser options are down_dims, "
+            "kernel_size, n_groups (unet) and d_model, n_layers, n_heads, dropout (transformer)"
+        )
     if kind == "unet":
         dims = [int(d) for d in down_dims]
         if not dims or any(d < 1 for d in dims):
             raise ConfigError(f"head.down_dims: expected a non-empty list of positive widths, got {list(down_dims)}")
         if int(n_groups) < 1 or any(d % int(n_groups) for d in dims):
-            raise ConfigError(f"head.n_groups: every width in down_dims {dims} must be divisible by n_groups, got {n_groups}")
+            raise ConfigError(
+                f"head.n_groups: every width in down_dims {dims} must be divisible by n_groups, got {n_groups}"
+            )
         if int(kernel_size) < 1 or int(kernel_size) % 2 == 0:
             raise ConfigError(f"head.kernel_size: expected an odd positive integer, got {kernel_size}")
         return ConditionalUnet1D(action_dim, cond_dim, dims, int(kernel_size), int(n_groups))
     if kind == "transformer":
         check_transformer_options(d_model, n_layers, n_heads, dropout)
-        return TransformerDenoiser(action_dim, horizon, cond_dim, int(d_model), int(n_layers), int(n_heads), float(dropout))
+        return TransformerDenoiser(
+            action_dim, horizon, cond_dim, int(d_model), int(n_layers), int(n_heads), float(dropout)
+        )
     raise ConfigError(f"head.denoiser: expected one of {', '.join(DENOISERS)}, got {kind!r}")
 
 
@@ -69,12 +87,16 @@ def rtc_weight(t: float, beta: float) -> float:
     r^2 = (1-t)^2 / (t^2 + (1-t)^2). The unclipped weight diverges at both ends."""
     if t <= 0.0 or t >= 1.0:
         return beta
-    r2 = (1 - t) ** 2 / (t ** 2 + (1 - t) ** 2)
+    r2 = (1 - t) ** 2 / (t**2 + (1 - t) ** 2)
     return min(beta, (1 - t) / (t * r2))
 
 
-def rtc_guidance(estimate: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]], x: torch.Tensor,
-                 prefix: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def rtc_guidance(
+    estimate: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+    x: torch.Tensor,
+    prefix: torch.Tensor,
+    w: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One network call with the pseudo-inverse guidance term of RTC.
 
     ``estimate(x) -> (net_output, clean_estimate)``. Returns the detached network output, the

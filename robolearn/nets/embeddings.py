@@ -4,6 +4,7 @@ All heads hand their networks a time ``t`` in [0, 1] (diffusion: timestep / num_
 flow and MIP: the interpolation time). The sinusoid is evaluated at ``t * scale`` with
 scale 1000 so that [0, 1] covers the same frequencies as integer DDPM timesteps do.
 """
+
 from __future__ import annotations
 
 import math

@@ -6,6 +6,7 @@ bidirectionally over the chunk's time steps with the condition and time injected
 block by adaptive LayerNorm (DiT's adaLN-Zero: each block starts as the identity, which
 keeps early training stable on small datasets).
 """
+
 from __future__ import annotations
 
 import torch
@@ -40,7 +41,9 @@ class Block(nn.Module):
         self.ln1 = nn.LayerNorm(d_model, elementwise_affine=affine)
         self.ln2 = nn.LayerNorm(d_model, elementwise_affine=affine)
         self.attn = SelfAttention(d_model, n_heads, dropout)
-        self.mlp = nn.Sequential(nn.Linear(d_model, 4 * d_model), nn.GELU(), nn.Linear(4 * d_model, d_model), nn.Dropout(dropout))
+        self.mlp = nn.Sequential(
+            nn.Linear(d_model, 4 * d_model), nn.GELU(), nn.Linear(4 * d_model, d_model), nn.Dropout(dropout)
+        )
         self.mod = None
         if cond_dim is not None:
             self.mod = nn.Sequential(nn.SiLU(), nn.Linear(cond_dim, 6 * d_model))
@@ -59,8 +62,16 @@ class Block(nn.Module):
 class TransformerDenoiser(nn.Module):
     """(x (B, H, A), t (B,) in [0, 1], cond (B, D)) -> (B, H, A): one token per chunk step."""
 
-    def __init__(self, action_dim: int, horizon: int, cond_dim: int, d_model: int = 128, n_layers: int = 4,
-                 n_heads: int = 4, dropout: float = 0.0):
+    def __init__(
+        self,
+        action_dim: int,
+        horizon: int,
+        cond_dim: int,
+        d_model: int = 128,
+        n_layers: int = 4,
+        n_heads: int = 4,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         self.inp = nn.Linear(action_dim, d_model)
         self.pos = nn.Parameter(torch.randn(1, horizon, d_model) * 0.02)

@@ -9,6 +9,7 @@ Differences from the original: any chunk length works (the time axis is zero-pad
 multiple of 2**(levels-1) and cropped back), and the default widths are smaller
 (see ``configs/policy/diffusion.yaml``).
 """
+
 from __future__ import annotations
 
 import torch
@@ -42,8 +43,15 @@ class FiLMResBlock(nn.Module):
 class ConditionalUnet1D(nn.Module):
     """(x (B, H, A), t (B,) in [0, 1], cond (B, D)) -> (B, H, A)."""
 
-    def __init__(self, action_dim: int, cond_dim: int, down_dims: list[int] | tuple[int, ...] = (64, 128, 256),
-                 kernel_size: int = 5, n_groups: int = 8, time_dim: int = 128):
+    def __init__(
+        self,
+        action_dim: int,
+        cond_dim: int,
+        down_dims: list[int] | tuple[int, ...] = (64, 128, 256),
+        kernel_size: int = 5,
+        n_groups: int = 8,
+        time_dim: int = 128,
+    ):
         super().__init__()
         dims = [action_dim, *down_dims]
         c_dim = time_dim + cond_dim
@@ -53,14 +61,20 @@ class ConditionalUnet1D(nn.Module):
         self.down = nn.ModuleList()
         for i, (ci, co) in enumerate(zip(dims[:-1], dims[1:])):
             last = i == len(down_dims) - 1
-            self.down.append(nn.ModuleList([blk(ci, co), blk(co, co),
-                                            nn.Identity() if last else nn.Conv1d(co, co, 3, stride=2, padding=1)]))
+            self.down.append(
+                nn.ModuleList(
+                    [blk(ci, co), blk(co, co), nn.Identity() if last else nn.Conv1d(co, co, 3, stride=2, padding=1)]
+                )
+            )
         self.mid = nn.ModuleList([blk(dims[-1], dims[-1]), blk(dims[-1], dims[-1])])
         self.up = nn.ModuleList()  # mirrors the down path; each level upsamples back by 2
         for co, ci in reversed(list(zip(down_dims[:-1], down_dims[1:]))):
-            self.up.append(nn.ModuleList([blk(2 * ci, co), blk(co, co), nn.ConvTranspose1d(co, co, 4, stride=2, padding=1)]))
-        self.out = nn.Sequential(ConvBlock(down_dims[0], down_dims[0], kernel_size, n_groups),
-                                 nn.Conv1d(down_dims[0], action_dim, 1))
+            self.up.append(
+                nn.ModuleList([blk(2 * ci, co), blk(co, co), nn.ConvTranspose1d(co, co, 4, stride=2, padding=1)])
+            )
+        self.out = nn.Sequential(
+            ConvBlock(down_dims[0], down_dims[0], kernel_size, n_groups), nn.Conv1d(down_dims[0], action_dim, 1)
+        )
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         H = x.shape[1]

@@ -9,6 +9,7 @@ one, so a plain ``robolearn train`` runs exactly as a single process always did.
 A collective that waits longer than ``timeout_s`` (a rank died or hangs) raises instead of
 blocking forever; ``lost_rank_error`` turns that into one line for the user.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -77,14 +78,16 @@ def init(device: torch.device, timeout_s: float = 1800.0) -> Dist:
     if not launched():
         return Dist()
     if torch.distributed.is_initialized():
-        return Dist(torch.distributed.get_rank(), torch.distributed.get_world_size(),
-                    int(os.environ.get("LOCAL_RANK", 0)), True)
+        return Dist(
+            torch.distributed.get_rank(), torch.distributed.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)), True
+        )
     if not isinstance(timeout_s, (int, float)) or isinstance(timeout_s, bool) or timeout_s <= 0:
         raise ConfigError(f"dist_timeout_s: expected seconds > 0, found {timeout_s!r}")
     backend = "nccl" if device.type == "cuda" else "gloo"
     torch.distributed.init_process_group(backend, timeout=datetime.timedelta(seconds=float(timeout_s)))
-    return Dist(torch.distributed.get_rank(), torch.distributed.get_world_size(),
-                int(os.environ.get("LOCAL_RANK", 0)), True)
+    return Dist(
+        torch.distributed.get_rank(), torch.distributed.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)), True
+    )
 
 
 def lost_rank_error(dist: Dist, err: BaseException) -> RobolearnError:
@@ -92,8 +95,10 @@ def lost_rank_error(dist: Dist, err: BaseException) -> RobolearnError:
 
     first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     first = re.sub(r"\[[^\]]*\.(cc|cpp|h):\d+\]\s*", "", first).split(". ")[0]  # drop C++ source locations
-    return RobolearnError(f"another of the {dist.world} ranks stopped or stopped answering ({first[:120]}); this rank "
-                          "stops too. Re-launch the same command to resume from the last checkpoint")
+    return RobolearnError(
+        f"another of the {dist.world} ranks stopped or stopped answering ({first[:120]}); this rank "
+        "stops too. Re-launch the same command to resume from the last checkpoint"
+    )
 
 
 def shard_ranks() -> tuple[int, int]:

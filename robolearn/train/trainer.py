@@ -10,6 +10,7 @@ success go to TensorBoard, ``train_history.json`` (rows with ``eval_score``) and
 (against step and against training wall-clock, evaluations excluded), and the summary reports
 the best evaluation and the mean of the last ``algo.eval_last_k``.
 """
+
 from __future__ import annotations
 
 import copy
@@ -59,6 +60,7 @@ def lr_lambda(warmup: int, total: int):
             return (step + 1) / max(1, warmup)
         progress = (step - warmup) / max(1, total - warmup)
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
     return f
 
 
@@ -73,8 +75,12 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
 def to_torch(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     def conv(x):
         return torch.from_numpy(np.ascontiguousarray(x)).to(device, non_blocking=True)
-    return {"obs": {k: conv(v) for k, v in batch["obs"].items()},
-            "action": conv(batch["action"]), "action_mask": conv(batch["action_mask"])}
+
+    return {
+        "obs": {k: conv(v) for k, v in batch["obs"].items()},
+        "action": conv(batch["action"]),
+        "action_mask": conv(batch["action_mask"]),
+    }
 
 
 def task_obs_entries(cfg) -> list[str]:
@@ -111,9 +117,16 @@ def eval_plan(cfg) -> dict[str, Any] | None:
     workers = ev.get("workers", "auto")
     if not (workers == "auto" or (isinstance(workers, int) and not isinstance(workers, bool) and workers >= 0)):
         raise ConfigError(f"eval.workers: expected 'auto' or an int >= 0, found {workers!r}")
-    return {"every": every, "last_k": k, "episodes": episodes, "n_envs": int(ev.n_envs),
-            "seed_start": int(ev.seed_start), "workers": workers, "task": make_task_from(cfg),
-            "exec": to_dict(cfg.exec)}
+    return {
+        "every": every,
+        "last_k": k,
+        "episodes": episodes,
+        "n_envs": int(ev.n_envs),
+        "seed_start": int(ev.seed_start),
+        "workers": workers,
+        "task": make_task_from(cfg),
+        "exec": to_dict(cfg.exec),
+    }
 
 
 def eval_workers(setting) -> int:
@@ -142,8 +155,9 @@ def _check_data_path(cfg, data_path) -> None:
     raw = str(OmegaConf.to_container(cfg.task, resolve=False).get("data"))
     var = re.search(r"oc\.env:(\w+)", raw)
     hint = f"set {var.group(1)}=PATH or pass data=PATH" if var and not cfg.get("data") else "pass data=PATH"
-    raise DataError(f"{data_path}: no dataset at this path (task {cfg.task.name}; {hint}; "
-                    f"working directory {Path.cwd()})")
+    raise DataError(
+        f"{data_path}: no dataset at this path (task {cfg.task.name}; {hint}; working directory {Path.cwd()})"
+    )
 
 
 class DataBundle:
@@ -164,8 +178,10 @@ class DataBundle:
         if val_mask:  # a stored split (robomimic's mask/<filter>, kept by `robolearn convert`)
             masks = dict(self.buffer.attrs.get("masks") or {})
             if val_mask not in masks:
-                raise ConfigError(f"algo.val_mask={val_mask}: expected one of the dataset's masks {sorted(masks)}, "
-                                  f"found no such mask in {data_path}")
+                raise ConfigError(
+                    f"algo.val_mask={val_mask}: expected one of the dataset's masks {sorted(masks)}, "
+                    f"found no such mask in {data_path}"
+                )
             val_eps = np.array(sorted(e for e in masks[val_mask] if e < n_eps), dtype=np.int64)
             train_eps = np.setdiff1d(np.arange(n_eps), val_eps)
             if not len(train_eps):
@@ -179,10 +195,16 @@ class DataBundle:
         train_rows = np.concatenate([np.arange(starts[e], ends[e]) for e in train_eps])
         self.normalizer = Normalizer()
         fit_keys = [k for k in self.obs_keys if self.obs_spec[k].kind == "lowdim"] + [self.action_key]
-        self.normalizer.fit({("action" if k == self.action_key else k): arrays[k][train_rows] for k in fit_keys},
-                            str(pol.get("normalizer", "minmax")))
-        kw = dict(obs_keys=self.obs_keys, action_key=self.action_key,
-                  obs_horizon=int(pol.obs_horizon), horizon=int(pol.horizon))
+        self.normalizer.fit(
+            {("action" if k == self.action_key else k): arrays[k][train_rows] for k in fit_keys},
+            str(pol.get("normalizer", "minmax")),
+        )
+        kw = dict(
+            obs_keys=self.obs_keys,
+            action_key=self.action_key,
+            obs_horizon=int(pol.obs_horizon),
+            horizon=int(pol.horizon),
+        )
         self.train = WindowSampler(arrays, ends, episodes=train_eps, **kw)
         self.val = WindowSampler(arrays, ends, episodes=val_eps, **kw) if len(val_eps) else None
 
@@ -202,8 +224,14 @@ class _Loss(torch.nn.Module):
         return self.policy.compute_loss(batch)
 
 
-def train(cfg, run_dir: str | Path, progress: bool = True, data: DataBundle | None = None,
-          init_from: ChunkPolicy | None = None, dist: distributed.Dist | None = None) -> Path:
+def train(
+    cfg,
+    run_dir: str | Path,
+    progress: bool = True,
+    data: DataBundle | None = None,
+    init_from: ChunkPolicy | None = None,
+    dist: distributed.Dist | None = None,
+) -> Path:
     """Train a ChunkPolicy; returns the path of the final (EMA) checkpoint.
 
     With ``dist`` (the process group of a ``torchrun`` launch, see ``robolearn.train.dist``) this
@@ -217,8 +245,10 @@ def train(cfg, run_dir: str | Path, progress: bool = True, data: DataBundle | No
     dist = dist or distributed.Dist()
     batch_size = int(algo.batch_size)
     if batch_size % dist.world:
-        raise ConfigError(f"algo.batch_size: the global batch must divide evenly over the {dist.world} processes "
-                          f"of this launch, found {batch_size}")
+        raise ConfigError(
+            f"algo.batch_size: the global batch must divide evenly over the {dist.world} processes "
+            f"of this launch, found {batch_size}"
+        )
     local_batch = batch_size // dist.world
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -239,8 +269,12 @@ def train(cfg, run_dir: str | Path, progress: bool = True, data: DataBundle | No
     ema = copy.deepcopy(policy).requires_grad_(False)
 
     steps = int(algo.steps)
-    opt = torch.optim.AdamW(policy.parameters(), lr=float(algo.lr), betas=tuple(algo.get("betas", (0.9, 0.999))),
-                            weight_decay=float(algo.weight_decay))
+    opt = torch.optim.AdamW(
+        policy.parameters(),
+        lr=float(algo.lr),
+        betas=tuple(algo.get("betas", (0.9, 0.999))),
+        weight_decay=float(algo.weight_decay),
+    )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(int(algo.warmup_steps), steps))
     # one stream of windows (and of loss noise) per rank; a world of one keeps the plain seed
     rng = np.random.default_rng(int(cfg.seed) if dist.world == 1 else [int(cfg.seed), dist.rank])
@@ -252,9 +286,11 @@ def train(cfg, run_dir: str | Path, progress: bool = True, data: DataBundle | No
         st = torch.load(resume_file, map_location=device, weights_only=True)
         saved_world = int(st.get("world_size", 1))
         if saved_world != dist.world:
-            raise ConfigError(f"{resume_file}: written by a launch of {saved_world} process(es), this one has "
-                              f"{dist.world}; re-launch with {saved_world} (torchrun --nproc_per_node) to resume "
-                              "exactly, or start a new run_dir")
+            raise ConfigError(
+                f"{resume_file}: written by a launch of {saved_world} process(es), this one has "
+                f"{dist.world}; re-launch with {saved_world} (torchrun --nproc_per_node) to resume "
+                "exactly, or start a new run_dir"
+            )
         policy.load_state_dict(st["model"])
         ema.load_state_dict(st["ema"])
         opt.load_state_dict(st["opt"])
@@ -262,19 +298,40 @@ def train(cfg, run_dir: str | Path, progress: bool = True, data: DataBundle | No
         start = int(st["step"])
         if start >= steps and (run_dir / "train_summary.json").exists():
             return run_dir / "checkpoints" / "last"  # finished before: keep its summary and timing
-        np_state, torch_state = (st["np_rng"], st["torch_rng"]) if saved_world == 1 else \
-            (st["np_rng_ranks"][dist.rank], st["torch_rng_ranks"][dist.rank])
+        np_state, torch_state = (
+            (st["np_rng"], st["torch_rng"])
+            if saved_world == 1
+            else (st["np_rng_ranks"][dist.rank], st["torch_rng_ranks"][dist.rank])
+        )
         rng.bit_generator.state = _unpack_rng(np_state)
         torch.set_rng_state(torch_state.cpu())
     model = policy
     if dist.world > 1:  # after resume: DDP starts from rank 0's weights, identical anyway
         from torch.nn.parallel import DistributedDataParallel
 
-        model = DistributedDataParallel(_Loss(policy), device_ids=[device.index] if device.type == "cuda" else None,
-                                        find_unused_parameters=True)
+        model = DistributedDataParallel(
+            _Loss(policy), device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
+        )
     try:
-        return _loop(cfg, run_dir, progress, data, policy, model, ema, opt, sched, rng, start, steps, local_batch,
-                     plan, dist, device, resume_file)
+        return _loop(
+            cfg,
+            run_dir,
+            progress,
+            data,
+            policy,
+            model,
+            ema,
+            opt,
+            sched,
+            rng,
+            start,
+            steps,
+            local_batch,
+            plan,
+            dist,
+            device,
+            resume_file,
+        )
     except RuntimeError as e:
         if dist.active and _is_comm_error(e):
             raise distributed.lost_rank_error(dist, e) from None
@@ -286,8 +343,25 @@ def _is_comm_error(e: BaseException) -> bool:
     return any(w in text for w in ("gloo", "nccl", "connection", "timed out", "timeout", "peer", "distbackend"))
 
 
-def _loop(cfg, run_dir, progress, data, policy, model, ema, opt, sched, rng, start, steps, local_batch, plan, dist,
-          device, resume_file) -> Path:
+def _loop(
+    cfg,
+    run_dir,
+    progress,
+    data,
+    policy,
+    model,
+    ema,
+    opt,
+    sched,
+    rng,
+    start,
+    steps,
+    local_batch,
+    plan,
+    dist,
+    device,
+    resume_file,
+) -> Path:
     algo = cfg.algo
     main = dist.is_main
     writer = None
@@ -300,8 +374,14 @@ def _loop(cfg, run_dir, progress, data, policy, model, ema, opt, sched, rng, sta
     t0, seen = time.time(), 0
     train_s = history[-1].get("train_s", 0.0) if history else 0.0  # wall-clock of training alone
     t_last = time.time()
-    bar = tqdm(range(start, steps), initial=start, total=steps, desc="train", disable=not (progress and main),
-               dynamic_ncols=True)
+    bar = tqdm(
+        range(start, steps),
+        initial=start,
+        total=steps,
+        desc="train",
+        disable=not (progress and main),
+        dynamic_ncols=True,
+    )
     for step in bar:
         policy.train()
         batch = to_torch(data.batch(data.train, local_batch, rng), device)
@@ -325,8 +405,13 @@ def _loop(cfg, run_dir, progress, data, policy, model, ema, opt, sched, rng, sta
         t_last = now
         evaluate_now = plan is not None and (done % plan["every"] == 0 or done == steps)
         if done % int(algo.log_every) == 0 or done == steps or evaluate_now:
-            rec = {"step": done, "loss": dist.mean(loss.item()), "grad_norm": gnorm.item(),
-                   "lr": sched.get_last_lr()[0], "train_s": train_s}
+            rec = {
+                "step": done,
+                "loss": dist.mean(loss.item()),
+                "grad_norm": gnorm.item(),
+                "lr": sched.get_last_lr()[0],
+                "train_s": train_s,
+            }
             if main and data.val is not None and (done % int(algo.val_every) == 0 or done == steps):
                 rec["val_loss"] = validate(ema, data, int(algo.batch_size))
             if evaluate_now:
@@ -334,14 +419,18 @@ def _loop(cfg, run_dir, progress, data, policy, model, ema, opt, sched, rng, sta
                 ev = evaluate_during_training(ema, plan, dist)
                 if main:
                     rec.update(ev)
-                    bar.write(f"step {done}: eval score {rec['eval_score']:.3f} success {rec['eval_success']:.2f} "
-                              f"({rec['eval_s']:.0f} s)")
+                    bar.write(
+                        f"step {done}: eval score {rec['eval_score']:.3f} success {rec['eval_success']:.2f} "
+                        f"({rec['eval_s']:.0f} s)"
+                    )
             if main:
                 for k, v in rec.items():
                     if k != "step" and np.isscalar(v):
                         writer.add_scalar(f"{'eval' if k.startswith('eval_') else 'train'}/{k}", v, done)
                 history.append(rec)
-                bar.set_postfix(loss=f"{rec['loss']:.4f}", **({"val": f"{rec['val_loss']:.4f}"} if "val_loss" in rec else {}))
+                bar.set_postfix(
+                    loss=f"{rec['loss']:.4f}", **({"val": f"{rec['val_loss']:.4f}"} if "val_loss" in rec else {})
+                )
             t_last = time.time()  # validation and evaluation do not count as training time
         if done % int(algo.ckpt_every) == 0 or done == steps:
             rngs = dist.gather((_pack_rng(rng.bit_generator.state), torch.get_rng_state()))
@@ -353,9 +442,16 @@ def _loop(cfg, run_dir, progress, data, policy, model, ema, opt, sched, rng, sta
     elapsed = time.time() - t0
     if main:
         writer.close()
-        summary = {"steps": steps, "seconds": elapsed, "samples_per_s": seen / max(elapsed, 1e-9),
-                   "train_seconds": train_s, "final_loss": history[-1]["loss"] if history else None,
-                   "n_train_episodes": data.n_train_episodes, "device": str(device), "world_size": dist.world}
+        summary = {
+            "steps": steps,
+            "seconds": elapsed,
+            "samples_per_s": seen / max(elapsed, 1e-9),
+            "train_seconds": train_s,
+            "final_loss": history[-1]["loss"] if history else None,
+            "n_train_episodes": data.n_train_episodes,
+            "device": str(device),
+            "world_size": dist.world,
+        }
         if plan is not None:
             summary["eval"] = eval_summary(history, plan["last_k"])
         write_json(summary, run_dir / "train_summary.json")
@@ -373,14 +469,28 @@ def evaluate_during_training(ema: ChunkPolicy, plan: dict[str, Any], dist=None) 
 
     state = torch.get_rng_state()
     t = time.time()
-    m = evaluate_policy(ema, plan["task"], plan["exec"], None, n_episodes=plan["episodes"], n_envs=plan["n_envs"],
-                        seed_start=plan["seed_start"], progress=False, workers=eval_workers(plan["workers"]),
-                        dist=dist)
+    m = evaluate_policy(
+        ema,
+        plan["task"],
+        plan["exec"],
+        None,
+        n_episodes=plan["episodes"],
+        n_envs=plan["n_envs"],
+        seed_start=plan["seed_start"],
+        progress=False,
+        workers=eval_workers(plan["workers"]),
+        dist=dist,
+    )
     torch.set_rng_state(state)
     if m is None:
         return {}
-    return {"eval_score": m["mean_max_score"], "eval_success": m["success_rate"],
-            "eval_success_ci95": m["success_ci95"], "eval_episodes": m["episodes"], "eval_s": time.time() - t}
+    return {
+        "eval_score": m["mean_max_score"],
+        "eval_success": m["success_rate"],
+        "eval_success_ci95": m["success_ci95"],
+        "eval_episodes": m["episodes"],
+        "eval_s": time.time() - t,
+    }
 
 
 def eval_summary(history: list[dict[str, Any]], last_k: int) -> dict[str, Any]:
@@ -391,12 +501,19 @@ def eval_summary(history: list[dict[str, Any]], last_k: int) -> dict[str, Any]:
         return {"n_evals": 0}
     best = max(rows, key=lambda h: (h["eval_score"], h["eval_success"]))
     last = rows[-last_k:]
-    return {"n_evals": len(rows), "episodes": rows[-1]["eval_episodes"],
-            "best_score": best["eval_score"], "best_success": best["eval_success"], "best_step": best["step"],
-            "last_k": len(last), "mean_last_k_score": float(np.mean([h["eval_score"] for h in last])),
-            "mean_last_k_success": float(np.mean([h["eval_success"] for h in last])),
-            "final_score": rows[-1]["eval_score"], "final_success": rows[-1]["eval_success"],
-            "eval_seconds": float(sum(h["eval_s"] for h in rows))}
+    return {
+        "n_evals": len(rows),
+        "episodes": rows[-1]["eval_episodes"],
+        "best_score": best["eval_score"],
+        "best_success": best["eval_success"],
+        "best_step": best["step"],
+        "last_k": len(last),
+        "mean_last_k_score": float(np.mean([h["eval_score"] for h in last])),
+        "mean_last_k_success": float(np.mean([h["eval_success"] for h in last])),
+        "final_score": rows[-1]["eval_score"],
+        "final_success": rows[-1]["eval_success"],
+        "eval_seconds": float(sum(h["eval_s"] for h in rows)),
+    }
 
 
 def plot_evals(history: list[dict[str, Any]], path: Path, title: str = "") -> None:
@@ -431,8 +548,10 @@ def validate(policy: ChunkPolicy, data: DataBundle, batch_size: int, n_batches: 
     rng = np.random.default_rng(1234)
     state = torch.get_rng_state()
     torch.manual_seed(1234)
-    losses = [float(policy.compute_loss(to_torch(data.batch(data.val, batch_size, rng), policy.device))["loss"])
-              for _ in range(n_batches)]
+    losses = [
+        float(policy.compute_loss(to_torch(data.batch(data.val, batch_size, rng), policy.device))["loss"])
+        for _ in range(n_batches)
+    ]
     torch.set_rng_state(state)
     return float(np.mean(losses))
 
@@ -440,13 +559,22 @@ def validate(policy: ChunkPolicy, data: DataBundle, batch_size: int, n_batches: 
 def _pack_rng(state: dict) -> dict:
     s = state["state"]
     # PCG64's 128-bit integers do not fit a tensor; strings survive weights_only loading.
-    return {"bit_generator": state["bit_generator"], "state": str(s["state"]),
-            "inc": str(s["inc"]), "has_uint32": int(state["has_uint32"]), "uinteger": int(state["uinteger"])}
+    return {
+        "bit_generator": state["bit_generator"],
+        "state": str(s["state"]),
+        "inc": str(s["inc"]),
+        "has_uint32": int(state["has_uint32"]),
+        "uinteger": int(state["uinteger"]),
+    }
 
 
 def _unpack_rng(p: dict) -> dict:
-    return {"bit_generator": p["bit_generator"], "state": {"state": int(p["state"]), "inc": int(p["inc"])},
-            "has_uint32": int(p["has_uint32"]), "uinteger": int(p["uinteger"])}
+    return {
+        "bit_generator": p["bit_generator"],
+        "state": {"state": int(p["state"]), "inc": int(p["inc"])},
+        "has_uint32": int(p["has_uint32"]),
+        "uinteger": int(p["uinteger"]),
+    }
 
 
 def _save_resume(path: Path, policy, ema, opt, sched, step: int, rngs: list[tuple[dict, torch.Tensor]]) -> None:
@@ -455,8 +583,13 @@ def _save_resume(path: Path, policy, ema, opt, sched, step: int, rngs: list[tupl
     layout."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    state = {"model": policy.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
-             "sched": sched.state_dict(), "step": step}
+    state = {
+        "model": policy.state_dict(),
+        "ema": ema.state_dict(),
+        "opt": opt.state_dict(),
+        "sched": sched.state_dict(),
+        "step": step,
+    }
     if len(rngs) == 1:
         state.update(np_rng=rngs[0][0], torch_rng=rngs[0][1])
     else:

@@ -9,45 +9,50 @@ and renames it to ``dst`` only when complete, so an interrupted conversion leave
 looks finished; any error removes the partial output. The readers need optional extras:
 ``pip install 'robolearn[lerobot]'`` (pyarrow, PyAV) or ``'robolearn[robomimic]'`` (h5py).
 """
+
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 from typing import Any
 
+from robolearn.data.formats.common import need, safe_key, summary_line
 from robolearn.errors import ConfigError, DataError
 
+__all__ = ["FORMATS", "convert", "detect", "need", "safe_key", "summary_line"]
+
 FORMATS = ("lerobot", "robomimic", "zarr")
-
-
-def need(module: str, extra: str):
-    """Import an optional dependency, or one line saying which extra installs it."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise ConfigError(f"this conversion needs the '{module}' package: pip install 'robolearn[{extra}]'") from None
 
 
 def detect(src: str | Path) -> str:
     """'lerobot' (a folder with meta/info.json), 'robomimic' (an hdf5 file) or 'zarr'."""
     src = Path(src)
     if not src.exists():
-        raise DataError(f"{src}: no such file or directory (expected a LeRobot dataset folder, a robomimic .hdf5 "
-                        "file or a zarr store)")
+        raise DataError(
+            f"{src}: no such file or directory (expected a LeRobot dataset folder, a robomimic .hdf5 "
+            "file or a zarr store)"
+        )
     if src.is_dir() and (src / "meta" / "info.json").is_file():
         return "lerobot"
     if src.is_file() and src.suffix in (".hdf5", ".h5"):
         return "robomimic"
     if src.is_dir() and ((src / "zarr.json").is_file() or (src / ".zgroup").is_file()):
         return "zarr"
-    raise DataError(f"{src}: expected a LeRobot dataset (meta/info.json), a robomimic .hdf5 file or a zarr store, "
-                    "found none of them; pass --from to say which")
+    raise DataError(
+        f"{src}: expected a LeRobot dataset (meta/info.json), a robomimic .hdf5 file or a zarr store, "
+        "found none of them; pass --from to say which"
+    )
 
 
-def convert(src: str | Path, dst: str | Path, fmt: str | None = None, image_size: int | None = None,
-            fps: float | None = None, vcodec: str = "libx264", progress: bool = True) -> dict[str, Any]:
+def convert(
+    src: str | Path,
+    dst: str | Path,
+    fmt: str | None = None,
+    image_size: int | None = None,
+    fps: float | None = None,
+    vcodec: str = "libx264",
+    progress: bool = True,
+) -> dict[str, Any]:
     """Convert ``src`` to ``dst`` (zarr, or LeRobot v3.0 when ``src`` is zarr); returns a summary."""
     src, dst = Path(src), Path(dst)
     fmt = fmt or detect(src)
@@ -80,25 +85,3 @@ def convert(src: str | Path, dst: str | Path, fmt: str | None = None, image_size
         shutil.rmtree(partial, ignore_errors=True)
         raise
     return {**summary, "path": str(dst), "from": fmt}
-
-
-def safe_key(name: str, taken: set[str]) -> str:
-    """A zarr key for a feature name: LeRobot's ``observation.`` / ``observation.images.``
-    prefixes dropped, other dots and slashes to underscores (``observation.state`` -> ``state``,
-    ``observation.images.top`` -> ``top``, ``next.reward`` -> ``next_reward``); the full
-    name is kept (underscored) where the short one is taken."""
-    short = name
-    for prefix in ("observation.images.", "observation.image.", "observation."):
-        if short.startswith(prefix) and len(short) > len(prefix):
-            short = short[len(prefix):]
-            break
-    for cand in (short, name):
-        key = cand.replace(".", "_").replace("/", "_")
-        if key not in taken:
-            return key
-    raise DataError(f"feature {name!r}: its key {key!r} is taken by another feature")
-
-
-def summary_line(s: dict[str, Any]) -> str:
-    keys = ", ".join(f"{k} {tuple(v)}" for k, v in s["shapes"].items())
-    return f"{s['episodes']} episodes, {s['frames']} frames -> {s['path']}; keys: {keys}"

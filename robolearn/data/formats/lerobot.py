@@ -16,6 +16,7 @@ camera (``videos/chunk-XXX/<feature>/episode_XXXXXX.mp4``), with ``meta/episodes
 task_index) are not copied as data; task strings go to the zarr attributes (and ``task_index``
 becomes data when a dataset has more than one task).
 """
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from robolearn.data.formats import need, safe_key
+from robolearn.data.formats.common import need, safe_key
 from robolearn.data.formats.video import VideoWriter, read_frames
 from robolearn.data.replay_buffer import ReplayBuffer
 from robolearn.errors import DataError
@@ -82,7 +83,9 @@ def _column(table, name: str, shape: list[int], dtype: str, where: str) -> np.nd
     x = col.to_numpy(zero_copy_only=False)
     size = int(np.prod(shape)) if shape else 1
     if x.size != n * size:
-        raise DataError(f"{where}: key {name!r}: expected {size} values per row (shape {shape}), found {x.size / max(n, 1):g}")
+        raise DataError(
+            f"{where}: key {name!r}: expected {size} values per row (shape {shape}), found {x.size / max(n, 1):g}"
+        )
     return x.reshape((n, *shape)).astype(np.dtype(dtype) if dtype not in ("string",) else object)
 
 
@@ -120,11 +123,15 @@ class _SequentialVideo:
 def lerobot_to_zarr(src: Path, dst: Path, image_size: int | None = None, progress: bool = True) -> dict[str, Any]:
     info = _json(src / "meta" / "info.json")
     if not isinstance(info, dict) or not isinstance(info.get("features"), dict):
-        raise DataError(f"{src / 'meta' / 'info.json'}: key 'features': expected a mapping, found {type(info.get('features') if isinstance(info, dict) else info).__name__}")
+        raise DataError(
+            f"{src / 'meta' / 'info.json'}: key 'features': expected a mapping, found "
+            f"{type(info.get('features') if isinstance(info, dict) else info).__name__}"
+        )
     version = info.get("codebase_version")
     if version not in VERSIONS:
-        raise DataError(f"{src / 'meta' / 'info.json'}: key 'codebase_version': expected one of {list(VERSIONS)}, "
-                        f"found {version!r}")
+        raise DataError(
+            f"{src / 'meta' / 'info.json'}: key 'codebase_version': expected one of {list(VERSIONS)}, found {version!r}"
+        )
     v3 = version == "v3.0"
     fps = float(info.get("fps") or 0) or None
     features = info["features"]
@@ -142,8 +149,16 @@ def lerobot_to_zarr(src: Path, dst: Path, image_size: int | None = None, progres
     episodes = _episodes(src, v3)
     chunks = int(info.get("chunks_size") or 1000)
     buf = ReplayBuffer.create(dst)
-    buf.attrs.update({"source": "lerobot", "codebase_version": version, "fps": fps, "tasks": tasks,
-                      "key_map": key_map, "robot_type": info.get("robot_type")})
+    buf.attrs.update(
+        {
+            "source": "lerobot",
+            "codebase_version": version,
+            "fps": fps,
+            "tasks": tasks,
+            "key_map": key_map,
+            "robot_type": info.get("robot_type"),
+        }
+    )
     tables: dict[Path, Any] = {}
     readers: dict[Path, _SequentialVideo] = {}
     shapes: dict[str, tuple] = {}
@@ -151,8 +166,9 @@ def lerobot_to_zarr(src: Path, dst: Path, image_size: int | None = None, progres
     for ep in tqdm(episodes, desc=f"convert {src.name}", disable=not progress, dynamic_ncols=True):
         e, length = int(ep["episode_index"]), int(ep["length"])
         if v3:
-            path = src / info.get("data_path", V3_DATA).format(chunk_index=int(ep["data/chunk_index"]),
-                                                                 file_index=int(ep["data/file_index"]))
+            path = src / info.get("data_path", V3_DATA).format(
+                chunk_index=int(ep["data/chunk_index"]), file_index=int(ep["data/file_index"])
+            )
             if path not in tables:
                 tables = {path: _read_parquet(path)}  # one data file in memory at a time
             table = tables[path]
@@ -163,8 +179,9 @@ def lerobot_to_zarr(src: Path, dst: Path, image_size: int | None = None, progres
             rows = np.flatnonzero((index >= lo) & (index < hi))
             table = table.take(rows)
         else:
-            path = src / info.get("data_path", "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet") \
-                .format(episode_chunk=e // chunks, episode_index=e)
+            path = src / info.get(
+                "data_path", "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet"
+            ).format(episode_chunk=e // chunks, episode_index=e)
             table = _read_parquet(path)
         where = f"{path} (episode {e})"
         if table.num_rows != length:
@@ -176,15 +193,21 @@ def lerobot_to_zarr(src: Path, dst: Path, image_size: int | None = None, progres
         for name in videos:
             if v3:
                 vpath = src / info.get("video_path", V3_VIDEO).format(
-                    video_key=name, chunk_index=int(ep[f"videos/{name}/chunk_index"]),
-                    file_index=int(ep[f"videos/{name}/file_index"]))
+                    video_key=name,
+                    chunk_index=int(ep[f"videos/{name}/chunk_index"]),
+                    file_index=int(ep[f"videos/{name}/file_index"]),
+                )
                 start = int(round(float(ep[f"videos/{name}/from_timestamp"]) * (fps or 1)))
                 if vpath not in readers:
-                    readers = {**{p: r for p, r in readers.items() if p.parent != vpath.parent}, vpath: _SequentialVideo(vpath, image_size)}
+                    readers = {
+                        **{p: r for p, r in readers.items() if p.parent != vpath.parent},
+                        vpath: _SequentialVideo(vpath, image_size),
+                    }
                 x = readers[vpath].read(start, length)
             else:
-                vpath = src / info.get("video_path", "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4") \
-                    .format(episode_chunk=e // chunks, video_key=name, episode_index=e)
+                vpath = src / info.get(
+                    "video_path", "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4"
+                ).format(episode_chunk=e // chunks, video_key=name, episode_index=e)
                 x = read_frames(vpath, image_size)
             if len(x) != length:
                 raise DataError(f"{vpath}: key {name!r}: expected {length} frames for episode {e}, found {len(x)}")
@@ -231,6 +254,7 @@ def _episodes(src: Path, v3: bool) -> list[dict]:
 # --------------------------------------------------------------------------------------------
 # zarr -> LeRobot v3.0
 
+
 def lerobot_name(key: str, image: bool, key_map: dict[str, str]) -> str:
     back = {v: k for k, v in key_map.items()}
     if key in back:
@@ -240,8 +264,9 @@ def lerobot_name(key: str, image: bool, key_map: dict[str, str]) -> str:
     return f"observation.images.{key}" if image else f"observation.{key}"
 
 
-def zarr_to_lerobot(src: Path, dst: Path, fps: float | None = None, vcodec: str = "libx264",
-                    progress: bool = True) -> dict[str, Any]:
+def zarr_to_lerobot(
+    src: Path, dst: Path, fps: float | None = None, vcodec: str = "libx264", progress: bool = True
+) -> dict[str, Any]:
     pa = need("pyarrow", "lerobot")
     pq = need("pyarrow.parquet", "lerobot")
     buf = ReplayBuffer.open(src)
@@ -271,15 +296,20 @@ def zarr_to_lerobot(src: Path, dst: Path, fps: float | None = None, vcodec: str 
     frame_index = np.concatenate([np.arange(e - s) for s, e in zip(starts, ends)]) if len(ends) else np.zeros(0, int)
     episode_index = np.repeat(np.arange(len(ends)), ends - starts)
     task_index = np.asarray(buf[task_key][:n]).reshape(-1).astype(np.int64) if task_key else np.zeros(n, np.int64)
-    bookkeeping = {"timestamp": (frame_index / fps).astype(np.float32), "frame_index": frame_index.astype(np.int64),
-                   "episode_index": episode_index.astype(np.int64), "index": np.arange(n, dtype=np.int64),
-                   "task_index": task_index}
+    bookkeeping = {
+        "timestamp": (frame_index / fps).astype(np.float32),
+        "frame_index": frame_index.astype(np.int64),
+        "episode_index": episode_index.astype(np.int64),
+        "index": np.arange(n, dtype=np.int64),
+        "task_index": task_index,
+    }
     for name, v in bookkeeping.items():
         cols[name] = pa.array(v)
         features[name] = {"dtype": str(v.dtype), "shape": [1], "names": None}
     video_meta: dict[str, dict[str, list]] = {}
-    bar = tqdm(total=len(ends) * max(1, len(images)), desc=f"convert {src.name}", disable=not progress,
-               dynamic_ncols=True)
+    bar = tqdm(
+        total=len(ends) * max(1, len(images)), desc=f"convert {src.name}", disable=not progress, dynamic_ncols=True
+    )
     for k in images:
         first = np.asarray(buf.get_episode(0, keys=[k])[k]) if len(ends) else np.zeros((1, 8, 8, 3), np.uint8)
         h, w = int(first.shape[1]), int(first.shape[2])
@@ -297,27 +327,41 @@ def zarr_to_lerobot(src: Path, dst: Path, fps: float | None = None, vcodec: str 
             meta["to"].append(writer.frames / fps)
             px = frames.reshape(-1, 3).astype(np.float64) / 255.0
             acc += px.sum(0)
-            acc2 += (px ** 2).sum(0)
+            acc2 += (px**2).sum(0)
             lo, hi = np.minimum(lo, px.min(0) if len(px) else lo), np.maximum(hi, px.max(0) if len(px) else hi)
             bar.update(1)
         writer.close()
         count = max(1, n * h * w)
         mean = acc / count
-        std = np.sqrt(np.maximum(acc2 / count - mean ** 2, 0))
-        stats[names[k]] = {s: v.reshape(3, 1, 1).tolist() for s, v in (("min", lo), ("max", hi), ("mean", mean),
-                                                                           ("std", std))}
+        std = np.sqrt(np.maximum(acc2 / count - mean**2, 0))
+        stats[names[k]] = {
+            s: v.reshape(3, 1, 1).tolist() for s, v in (("min", lo), ("max", hi), ("mean", mean), ("std", std))
+        }
         stats[names[k]]["count"] = [n]
-        features[names[k]] = {"dtype": "video", "shape": [h, w, 3], "names": ["height", "width", "channels"],
-                              "info": {"video.height": h, "video.width": w, "video.codec": vcodec.replace("lib", ""),
-                                       "video.pix_fmt": "yuv420p", "video.is_depth_map": False, "video.fps": fps,
-                                       "video.channels": 3, "has_audio": False}}
+        features[names[k]] = {
+            "dtype": "video",
+            "shape": [h, w, 3],
+            "names": ["height", "width", "channels"],
+            "info": {
+                "video.height": h,
+                "video.width": w,
+                "video.codec": vcodec.replace("lib", ""),
+                "video.pix_fmt": "yuv420p",
+                "video.is_depth_map": False,
+                "video.fps": fps,
+                "video.channels": 3,
+                "has_audio": False,
+            },
+        }
     bar.close()
     (dst / "data" / "chunk-000").mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.table(cols), str(dst / V3_DATA.format(chunk_index=0, file_index=0)))
     ep_cols: dict[str, Any] = {
         "episode_index": pa.array(np.arange(len(ends), dtype=np.int64)),
-        "tasks": pa.array([[tasks[int(task_index[s])] if int(task_index[s]) < len(tasks) else tasks[0]]
-                           for s in starts], type=pa.list_(pa.string())),
+        "tasks": pa.array(
+            [[tasks[int(task_index[s])] if int(task_index[s]) < len(tasks) else tasks[0]] for s in starts],
+            type=pa.list_(pa.string()),
+        ),
         "length": pa.array((ends - starts).astype(np.int64)),
         "data/chunk_index": pa.array(np.zeros(len(ends), np.int64)),
         "data/file_index": pa.array(np.zeros(len(ends), np.int64)),
@@ -334,15 +378,27 @@ def zarr_to_lerobot(src: Path, dst: Path, fps: float | None = None, vcodec: str 
     (dst / "meta" / "episodes" / "chunk-000").mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.table(ep_cols), str(dst / V3_EPISODES.format(chunk_index=0, file_index=0)))
     _write_tasks(dst / "meta" / "tasks.parquet", tasks)
-    info = {"codebase_version": "v3.0", "robot_type": attrs.get("robot_type"), "total_episodes": int(len(ends)),
-            "total_frames": n, "total_tasks": len(tasks), "chunks_size": 1000, "data_files_size_in_mb": 100,
-            "video_files_size_in_mb": 200, "fps": int(round(fps)) if float(fps).is_integer() else fps,
-            "splits": {"train": f"0:{len(ends)}"}, "data_path": V3_DATA,
-            "video_path": V3_VIDEO if images else None, "features": features}
+    info = {
+        "codebase_version": "v3.0",
+        "robot_type": attrs.get("robot_type"),
+        "total_episodes": int(len(ends)),
+        "total_frames": n,
+        "total_tasks": len(tasks),
+        "chunks_size": 1000,
+        "data_files_size_in_mb": 100,
+        "video_files_size_in_mb": 200,
+        "fps": int(round(fps)) if float(fps).is_integer() else fps,
+        "splits": {"train": f"0:{len(ends)}"},
+        "data_path": V3_DATA,
+        "video_path": V3_VIDEO if images else None,
+        "features": features,
+    }
     (dst / "meta" / "info.json").write_text(json.dumps(info, indent=4))
     (dst / "meta" / "stats.json").write_text(json.dumps(stats, indent=4))
-    shapes = {names[k]: tuple(np.asarray(buf[k]).shape[1:]) if k in lowdim else
-              tuple(features[names[k]]["shape"]) for k in keys}
+    shapes = {
+        names[k]: tuple(np.asarray(buf[k]).shape[1:]) if k in lowdim else tuple(features[names[k]]["shape"])
+        for k in keys
+    }
     return {"episodes": int(len(ends)), "frames": n, "shapes": shapes, "key_map": names}
 
 
@@ -360,13 +416,30 @@ def _write_tasks(path: Path, tasks: list[str]) -> None:
     pa = need("pyarrow", "lerobot")
     pq = need("pyarrow.parquet", "lerobot")
     table = pa.table({"task_index": pa.array(np.arange(len(tasks), dtype=np.int64)), "task": pa.array(tasks)})
-    pandas_meta = {"index_columns": ["task"], "column_indexes": [{"name": None, "field_name": None,
-                   "pandas_type": "unicode", "numpy_type": "object", "metadata": {"encoding": "UTF-8"}}],
-                   "columns": [{"name": "task_index", "field_name": "task_index", "pandas_type": "int64",
-                                "numpy_type": "int64", "metadata": None},
-                               {"name": "task", "field_name": "task", "pandas_type": "unicode",
-                                "numpy_type": "object", "metadata": None}],
-                   "creator": {"library": "pyarrow", "version": pa.__version__}, "pandas_version": "2.2.3"}
+    pandas_meta = {
+        "index_columns": ["task"],
+        "column_indexes": [
+            {
+                "name": None,
+                "field_name": None,
+                "pandas_type": "unicode",
+                "numpy_type": "object",
+                "metadata": {"encoding": "UTF-8"},
+            }
+        ],
+        "columns": [
+            {
+                "name": "task_index",
+                "field_name": "task_index",
+                "pandas_type": "int64",
+                "numpy_type": "int64",
+                "metadata": None,
+            },
+            {"name": "task", "field_name": "task", "pandas_type": "unicode", "numpy_type": "object", "metadata": None},
+        ],
+        "creator": {"library": "pyarrow", "version": pa.__version__},
+        "pandas_version": "2.2.3",
+    }
     table = table.replace_schema_metadata({b"pandas": json.dumps(pandas_meta).encode()})
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, str(path))

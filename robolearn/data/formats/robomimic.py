@@ -8,6 +8,7 @@ robomimic's layout: ``data/demo_<i>/obs/<key>`` (T, ...), ``actions`` (T, A), op
 ``masks: {filter: [episode indices]}``, which training can use as its validation split
 (``algo.val_mask=valid``).
 """
+
 from __future__ import annotations
 
 import json
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from robolearn.data.formats import need
+from robolearn.data.formats.common import need
 from robolearn.data.replay_buffer import ReplayBuffer
 from robolearn.errors import DataError
 
@@ -27,6 +28,7 @@ def _demo_order(names) -> list[str]:
     def key(n: str):
         m = re.search(r"(\d+)$", n)
         return (int(m.group(1)) if m else -1, n)
+
     return sorted(names, key=key)
 
 
@@ -38,9 +40,11 @@ def robomimic_to_zarr(src: Path, dst: Path, image_size: int | None = None, progr
         raise DataError(f"{src}: expected an hdf5 file, found an unreadable one ({str(e).splitlines()[0]})") from None
     with f:
         if "data" not in f or not isinstance(f["data"], h5py.Group):
-            raise DataError(f"{src}: key 'data': expected robomimic's group of demos (data/demo_<i>), found "
-                            f"{sorted(f.keys()) or 'an empty file'}")
-        demos = _demo_order([k for k in f["data"].keys() if isinstance(f["data"][k], h5py.Group)])
+            raise DataError(
+                f"{src}: key 'data': expected robomimic's group of demos (data/demo_<i>), found "
+                f"{sorted(f.keys()) or 'an empty file'}"
+            )
+        demos = _demo_order([k for k in f["data"] if isinstance(f["data"][k], h5py.Group)])
         if not demos:
             raise DataError(f"{src}: key 'data': expected demo_<i> groups, found none")
         index = {d: i for i, d in enumerate(demos)}
@@ -54,8 +58,14 @@ def robomimic_to_zarr(src: Path, dst: Path, image_size: int | None = None, progr
                 masks[name] = sorted(index[d] for d in listed)
         env_args = f["data"].attrs.get("env_args")
         buf = ReplayBuffer.create(dst)
-        buf.attrs.update({"source": "robomimic", "masks": masks, "demos": demos,
-                          "env_args": json.loads(env_args) if isinstance(env_args, (str, bytes)) else None})
+        buf.attrs.update(
+            {
+                "source": "robomimic",
+                "masks": masks,
+                "demos": demos,
+                "env_args": json.loads(env_args) if isinstance(env_args, (str, bytes)) else None,
+            }
+        )
         shapes: dict[str, tuple] = {}
         frames = 0
         for d in tqdm(demos, desc=f"convert {src.name}", disable=not progress, dynamic_ncols=True):
@@ -75,7 +85,11 @@ def robomimic_to_zarr(src: Path, dst: Path, image_size: int | None = None, progr
                     ep[key] = np.asarray(g[src_key][()]).reshape(t if len(g[src_key]) == t else -1, -1)
             for k, v in ep.items():
                 if len(v) != t:
-                    name = "obs/" + k if k not in ("action", "reward", "done") else {"action": "actions", "reward": "rewards", "done": "dones"}[k]
+                    name = (
+                        "obs/" + k
+                        if k not in ("action", "reward", "done")
+                        else {"action": "actions", "reward": "rewards", "done": "dones"}[k]
+                    )
                     raise DataError(f"{where}: key {name!r}: expected {t} rows (as many as actions), found {len(v)}")
             if t == 0:
                 raise DataError(f"{where}: expected at least one step, found 0")

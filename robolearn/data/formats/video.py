@@ -1,4 +1,5 @@
 """mp4 in and out through PyAV: frames as (N, H, W, 3) uint8 RGB."""
+
 from __future__ import annotations
 
 from fractions import Fraction
@@ -6,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from robolearn.data.formats import need
+from robolearn.data.formats.common import need
 from robolearn.errors import DataError
 
 
