@@ -1,4 +1,5 @@
 """The codebase stays linted and formatted (ruff, configured in pyproject.toml); CI runs this."""
+
 import shutil
 import subprocess
 import sys
