@@ -61,7 +61,7 @@ def cmd_train(a) -> int:
     from robolearn.train.trainer import train
 
     cfg = compose(a.overrides)
-    dist = _dist(cfg.get("dist_timeout_s", 1800))
+    dist = _dist(cfg.dist_timeout_s)
     try:
         run_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg)
         if dist.world > 1 and not cfg.run_dir:

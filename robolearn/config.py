@@ -23,6 +23,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from robolearn.config_check import check_overrides, check_values
 from robolearn.errors import ConfigError
 
 GROUPS = ("task", "policy", "algo", "exec")
@@ -35,6 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "data": None,  # path of the zarr dataset (falls back to task.data)
     "run_dir": None,  # where checkpoints, logs and metrics land
     "device": "auto",  # auto | cpu | cuda
+    "dist_timeout_s": 1800,  # torchrun: seconds a rank waits for the others before it stops
     "seed": 0,
     "eval": {
         "episodes": 50,
@@ -93,8 +95,9 @@ def find_config(group: str, name: str) -> Path | None:
 
 
 def group_options(group: str) -> list[str]:
+    """The names a user can pick (files starting with ``_`` are shared bases, not choices)."""
     names = {p.stem for d in config_dirs() if (d / group).is_dir() for p in (d / group).glob("*.yaml")}
-    return sorted(names)
+    return sorted(n for n in names if not n.startswith("_"))
 
 
 def load_yaml(path: str | Path) -> DictConfig:
@@ -118,6 +121,11 @@ def load_group(group: str, name: str) -> DictConfig:
             f"{group}={name}: no file {where}; choose one of: {', '.join(group_options(group)) or '(none)'}"
         )
     cfg = load_yaml(path)
+    parent = cfg.pop("base", None)  # `base: NAME`: this file's keys on top of <group>/NAME.yaml
+    if parent is not None:
+        if str(parent) == path.stem:
+            raise ConfigError(f"{path}: key 'base': expected another file of group {group}, found itself")
+        cfg = OmegaConf.merge(load_group(group, str(parent)), cfg)
     cfg["_name"] = path.stem
     return cfg
 
@@ -148,10 +156,15 @@ def compose(overrides: list[str] | None = None, base: dict[str, Any] | None = No
         cfg = OmegaConf.merge(
             cfg, OmegaConf.create({k: v for k, v in base.items() if not (k in GROUPS and isinstance(v, str))})
         )
+    check_overrides(cfg, dotted)  # unknown keys and wrong types stop here, with the closest valid key
     try:
         cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(dotted))
     except OmegaConfBaseException as e:
         raise ConfigError(f"bad override in {dotted}: {str(e).splitlines()[0]}") from None
+    try:
+        check_values(cfg)
+    except OmegaConfBaseException as e:  # e.g. an interpolation that cannot resolve
+        raise ConfigError(f"config: {str(e).splitlines()[0]}") from None
     return cfg
 
 
@@ -224,11 +237,14 @@ def to_dict(cfg: DictConfig | dict) -> dict[str, Any]:
 
 
 def save_config(cfg: DictConfig | dict, path: str | Path) -> None:
-    """Resolved config, written atomically as YAML (human) — JSON copies go with checkpoints."""
+    """The config as YAML (human), written atomically. Interpolations such as
+    ``${oc.env:VAR}`` stay as written, so an environment variable's value (a secret, a private
+    path) never lands on disk; they resolve again when the file is read."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + f".{os.getpid()}.tmp")
-    tmp.write_text(OmegaConf.to_yaml(OmegaConf.create(to_dict(cfg))))
+    node = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(dict(cfg))
+    tmp.write_text(OmegaConf.to_yaml(node, resolve=False))
     os.replace(tmp, path)
 
 

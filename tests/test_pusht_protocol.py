@@ -146,8 +146,8 @@ def test_parallel_evaluation_equals_in_process(pusht_zarr, tmp_path):
 )
 def test_bad_evaluation_and_task_settings_stop_before_training(pusht_zarr, tmp_path, override, match):
     task = "task=pusht" if "angle" in override else "task=pusht_keypoints"
-    cfg = compose([task, f"run_dir={tmp_path / 'run'}", "algo.steps=20", "algo.eval_every=10", override])
-    with pytest.raises(ConfigError, match=match):
+    with pytest.raises(ConfigError, match=match):  # from composing the config, or from train's own checks
+        cfg = compose([task, f"run_dir={tmp_path / 'run'}", "algo.steps=20", "algo.eval_every=10", override])
         train(cfg, tmp_path / "run", progress=False)
     assert not (tmp_path / "run" / "checkpoints").exists()
 

@@ -100,21 +100,21 @@ def make_task_from(cfg):
 def eval_plan(cfg) -> dict[str, Any] | None:
     """Validated settings of the evaluations during training, or None when off."""
     algo, steps = cfg.algo, cfg.algo.steps
-    every = algo.get("eval_every")
+    every = algo.eval_every
     if every is None:
         return None
     if isinstance(every, bool) or not isinstance(every, int) or every <= 0:
         raise ConfigError(f"algo.eval_every: expected a positive number of steps (or null = off), found {every!r}")
     if isinstance(steps, int) and every > steps:
         raise ConfigError(f"algo.eval_every: expected <= algo.steps={steps} (no evaluation would run), found {every}")
-    k = algo.get("eval_last_k", 10)
+    k = algo.eval_last_k
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ConfigError(f"algo.eval_last_k: expected a positive int, found {k!r}")
     ev = cfg.eval
     episodes = ev.episodes
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
         raise ConfigError(f"eval.episodes: expected a positive int, found {episodes!r}")
-    workers = ev.get("workers", "auto")
+    workers = ev.workers
     if not (workers == "auto" or (isinstance(workers, int) and not isinstance(workers, bool) and workers >= 0)):
         raise ConfigError(f"eval.workers: expected 'auto' or an int >= 0, found {workers!r}")
     return {
@@ -172,9 +172,9 @@ class DataBundle:
         self.buffer, arrays = load_dataset(data_path, obs_entries, action_key=self.action_key)
         ends = np.asarray(self.buffer.episode_ends)
         n_eps = len(ends)
-        if algo.get("max_episodes"):
+        if algo.max_episodes:
             n_eps = min(n_eps, int(algo.max_episodes))
-        val_mask = algo.get("val_mask")
+        val_mask = algo.val_mask
         if val_mask:  # a stored split (robomimic's mask/<filter>, kept by `robolearn convert`)
             masks = dict(self.buffer.attrs.get("masks") or {})
             if val_mask not in masks:
@@ -187,7 +187,7 @@ class DataBundle:
             if not len(train_eps):
                 raise ConfigError(f"algo.val_mask={val_mask}: expected episodes left for training, found none")
         else:
-            train_eps, val_eps = train_val_split(n_eps, float(algo.get("val_fraction", 0.0)), seed=int(cfg.seed))
+            train_eps, val_eps = train_val_split(n_eps, float(algo.val_fraction), seed=int(cfg.seed))
         self.n_train_episodes = len(train_eps)
         self.obs_spec = {k: spec_from_array(arrays[k]) for k in self.obs_keys}
         self.action_dim = int(arrays[self.action_key].shape[-1])
@@ -197,7 +197,7 @@ class DataBundle:
         fit_keys = [k for k in self.obs_keys if self.obs_spec[k].kind == "lowdim"] + [self.action_key]
         self.normalizer.fit(
             {("action" if k == self.action_key else k): arrays[k][train_rows] for k in fit_keys},
-            str(pol.get("normalizer", "minmax")),
+            str(pol.normalizer),
         )
         kw = dict(
             obs_keys=self.obs_keys,
@@ -272,7 +272,7 @@ def train(
     opt = torch.optim.AdamW(
         policy.parameters(),
         lr=float(algo.lr),
-        betas=tuple(algo.get("betas", (0.9, 0.999))),
+        betas=tuple(algo.betas),
         weight_decay=float(algo.weight_decay),
     )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(int(algo.warmup_steps), steps))

@@ -1,0 +1,78 @@
+"""Strict configs: every override names a known key (the closest one is suggested), has the
+shipped value's type and a value in range, before any work starts; shared settings come from one
+file through `base:`; saved configs keep environment-variable interpolations unresolved."""
+
+import pytest
+
+from robolearn.config import compose, group_options, load_group
+from robolearn.errors import ConfigError
+
+BAD = [
+    (["algo.stepz=5"], "did you mean 'algo.steps'"),
+    (["policy.horizn=3"], "did you mean 'policy.horizon'"),
+    (["foo=1"], "unknown key 'foo'"),
+    (["algo.steps=20.7"], "algo.steps: expected a positive int, found float 20.7"),
+    (["algo.steps=true"], "found bool True"),
+    (["algo.steps=abc"], "found str 'abc'"),
+    (["algo.steps=0"], "algo.steps: expected a positive int"),
+    (["algo.steps=-5"], "algo.steps: expected a positive int"),
+    (["algo.ema_decay=2"], "algo.ema_decay: expected a number in [0, 1)"),
+    (["algo.batch_size=0"], "algo.batch_size"),
+    (["algo.ckpt_every=0"], "algo.ckpt_every"),
+    (["algo.log_every=0"], "algo.log_every"),
+    (["algo.lr=-1"], "algo.lr: expected a number > 0"),
+    (["device=tpu"], "device: expected auto | cpu | cuda | cuda:N"),
+    (["policy.n_action_steps=0"], "policy.n_action_steps"),
+    (["policy.n_action_steps=40"], "expected 1..horizon=8"),  # fetch_push: H = 8
+    (["eval.episodes=-3"], "eval.episodes"),
+    (["eval.episodes=0"], "eval.episodes"),
+    (["algo=dagger", "algo.rounds=-1"], "algo.rounds: expected an int >= 0"),
+    (["algo=dagger", "algo.beta_schedule=cubic"], "one of constant | linear | exponential"),
+    (["algo=dart", "algo.noise_kind=pink"], "algo.noise_kind"),
+    (["algo.betas=[0.9]"], "algo.betas: expected two numbers"),
+    (["seed=-1"], "seed"),
+]
+
+
+@pytest.mark.parametrize("overrides, match", BAD, ids=[" ".join(o) for o, _ in BAD])
+def test_bad_option_is_one_line_naming_the_key(overrides, match):
+    with pytest.raises(ConfigError) as e:
+        compose(overrides)
+    assert match in str(e.value) and "\n" not in str(e.value)
+
+
+def test_options_of_builders_stay_open_and_good_values_pass():
+    cfg = compose(
+        [
+            "policy=flow",
+            "policy.head.num_steps=3",
+            "task=pusht",
+            "task.kwargs.angle=cos_sin",
+            "algo.lr=1e-3",
+            "algo.steps=10",
+            "exec=rtc",
+            "exec.delay=2",
+            "algo.max_episodes=5",
+        ]
+    )
+    assert cfg.policy.head.num_steps == 3 and cfg.algo.lr == 1e-3 and cfg.exec.delay == 2
+
+
+def test_shared_settings_come_from_one_file():
+    dagger, bc = compose(["algo=dagger"]).algo, load_group("algo", "bc")
+    assert list(dagger.betas) == list(bc.betas) and dagger.ema_decay == bc.ema_decay  # from bc.yaml
+    assert dagger.lr == 1e-3 and dagger.rounds == 4  # from _interactive.yaml
+    for name in group_options("policy"):
+        assert compose([f"policy={name}"]).policy.obs_horizon == 2  # from _lowdim.yaml
+    assert not any(n.startswith("_") for n in group_options("policy") + group_options("algo"))
+
+
+def test_saved_config_keeps_env_interpolations_unresolved(tmp_path, monkeypatch):
+    from robolearn.config import save_config
+
+    monkeypatch.setenv("MY_SECRET_PATH", "/secret/place")
+    cfg = compose(["data=${oc.env:MY_SECRET_PATH}"])
+    assert cfg.data == "/secret/place"
+    save_config(cfg, tmp_path / "config.yaml")
+    text = (tmp_path / "config.yaml").read_text()
+    assert "/secret/place" not in text and "${oc.env:MY_SECRET_PATH}" in text
