@@ -221,14 +221,10 @@ def _eval_cell(exp: DictConfig, variant: str, cfg: DictConfig, ckpt: Path, cell_
 
 
 def _nfe(policy_head: dict) -> int | None:
-    name = policy_head.get("name")
-    if name in ("flow", "mip"):
-        return int(policy_head.get("num_steps", 1))
-    if name == "diffusion":
-        return int(policy_head.get("num_inference_steps", 1))
-    if name in ("regression", "mdn"):
-        return 1
-    return None
+    from robolearn.heads import head_class
+
+    options = {k: v for k, v in policy_head.items() if k != "name"}
+    return head_class(str(policy_head.get("name"))).network_evaluations(options)
 
 
 def run_experiment(

@@ -202,7 +202,7 @@ def cmd_inspect(a) -> int:
 
 
 def cmd_interactive(a) -> int:
-    from robolearn.algos.dagger import main as interactive_main
+    from robolearn.algos.interactive import main as interactive_main
 
     return interactive_main(
         a.overrides,

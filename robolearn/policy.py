@@ -18,11 +18,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from envs.base import ObsSpec
 from robolearn.data.normalizer import Normalizer
 from robolearn.encoders import build_encoder
 from robolearn.errors import ConfigError, DataError
 from robolearn.heads import build_head, head_class
+from robolearn.spec import ObsSpec
 
 CKPT_FORMAT = 1
 

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from envs import make_task
-from envs.base import ObsSpec
 from robolearn.algos.dagger import (
     CHUNK_KEY,
     Actor,
@@ -25,6 +24,7 @@ from robolearn.config import compose, to_dict
 from robolearn.data.normalizer import Normalizer
 from robolearn.data.replay_buffer import ReplayBuffer
 from robolearn.policy import ChunkPolicy
+from robolearn.spec import ObsSpec
 from tests.procs import kill_when
 
 H = 8  # the Fetch tasks' chunk length (configs/task/fetch_*.yaml policy_defaults)
@@ -272,7 +272,7 @@ def test_killed_run_resumes_from_the_last_completed_round(tmp_path):
         except json.JSONDecodeError:
             return False
 
-    kill_when([sys.executable, "-m", "robolearn.algos.dagger", *args], env, mid_round, timeout=120)
+    kill_when([sys.executable, "-m", "robolearn.algos.interactive", *args], env, mid_round, timeout=120)
     before = json.loads((tmp_path / "progress.json").read_text())
     assert before["completed_round"] == 0
     buf = ReplayBuffer.open(tmp_path / "data.zarr")  # valid, with part of round 1 in it

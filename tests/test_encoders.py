@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from envs.base import ObsSpec
 from robolearn.encoders import build_encoder
 from robolearn.encoders.augment import ImageAugment, center_crop, color_jitter, random_crop
 from robolearn.encoders.image import count_params
 from robolearn.errors import ConfigError, DataError
+from robolearn.spec import ObsSpec
 
 B = 3
 

@@ -169,9 +169,9 @@ def test_naive_async_requests_without_a_prefix():
 
 
 def test_rtc_with_a_real_regression_policy_keeps_the_frozen_prefix():
-    from envs.base import ObsSpec
     from robolearn.data.normalizer import Normalizer
     from robolearn.policy import ChunkPolicy
+    from robolearn.spec import ObsSpec
 
     torch.manual_seed(0)
     rng = np.random.default_rng(0)

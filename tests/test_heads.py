@@ -53,8 +53,7 @@ def train_head(kind: str, options: dict, steps: int, batch: int = 128):
     torch.manual_seed(0)
     head = build_head(kind, D, H, A, **options)
     g = torch.Generator().manual_seed(1)
-    if hasattr(head, "fit_data"):
-        head.fit_data(toy_chunks(1000, g))
+    head.fit_data(toy_chunks(1000, g))
     opt = torch.optim.Adam(head.parameters(), lr=1e-3)
     for _ in range(steps):
         loss = head.loss(COND.expand(batch, D), toy_chunks(batch, g))["loss"]

@@ -20,10 +20,10 @@ import time
 import torch
 import torch.nn.functional as F
 
-from envs.base import ObsSpec
 from robolearn.encoders import build_encoder
 from robolearn.encoders.image import count_params
 from robolearn.nets.mlp import mlp
+from robolearn.spec import ObsSpec
 
 
 def main() -> None:

@@ -50,8 +50,7 @@ def bench(
     head = build_head(name, cond_dim, horizon, action_dim, **opts)
     acts = torch.rand(batch, horizon, action_dim) * 2 - 1
     cond = torch.randn(batch, cond_dim)
-    if hasattr(head, "fit_data"):
-        head.fit_data(acts)
+    head.fit_data(acts)
     opt = torch.optim.Adam(head.parameters(), lr=1e-4)
 
     def step():

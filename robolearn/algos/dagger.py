@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -565,57 +564,3 @@ def run_dagger(cfg: DictConfig, run_dir: str | Path, progress: bool = True) -> d
     """DAgger (``algo=dagger``), HG-DAgger (``algo=hg_dagger``) or BC in rounds (``algo.name=bc``,
     the equal-budget baseline). Returns the progress record (history rows, checkpoints)."""
     return run_rounds(cfg, run_dir, plan_round, progress)
-
-
-def main(
-    argv: list[str] | None = None,
-    default_algo: str | None = None,
-    prog_name: str = "robolearn interactive",
-    allow_changed: bool = False,
-) -> int:
-    """``robolearn dagger task=fetch_push run_dir=runs/x [key=value ...]`` (also ``robolearn dart``,
-    ``robolearn dagger algo=hg_dagger`` and ``python -m robolearn.algos.dagger algo=...``).
-    Run the same command again to resume."""
-    import os
-
-    os.environ.setdefault("MUJOCO_GL", "egl")
-    from robolearn.config import compose
-    from robolearn.errors import RobolearnError
-
-    overrides = list(sys.argv[1:] if argv is None else argv)
-    if default_algo and not any(o.startswith("algo=") for o in overrides):
-        overrides = [f"algo={default_algo}", *overrides]
-    run_dir = None
-    try:
-        cfg = compose(overrides)
-        if str(cfg.algo.name) not in ("dagger", "hg_dagger", "dart", "bc") or "rounds" not in cfg.algo:
-            raise ConfigError(
-                f"algo={cfg.algo._name}: expected an interactive algo config with rounds (dagger | hg_dagger | dart)"
-            )
-        run_dir = Path(cfg.run_dir or f"runs/{cfg.task._name}_{cfg.algo.name}_s{cfg.seed}")
-        from robolearn.config import refuse_changed_settings
-
-        refuse_changed_settings(cfg, run_dir, allow_changed, "--continue-with-new-settings")
-        if str(cfg.algo.name) == "dart":
-            from robolearn.algos.dart import run_dart
-
-            prog = run_dart(cfg, run_dir)
-        else:
-            prog = run_dagger(cfg, run_dir)
-    except RobolearnError as e:
-        print(f"{prog_name}: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        where = f" ({run_dir / 'progress.json'})" if run_dir else ""
-        print(
-            f"{prog_name}: interrupted: the dataset holds every finished rollout; run the same command "
-            f"to resume{where}",
-            file=sys.stderr,
-        )
-        return 130
-    print(f"ledger: {run_dir / 'ledger.csv'}, plot: {run_dir / 'ledger.png'}  ({prog['completed_round'] + 1} rounds)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

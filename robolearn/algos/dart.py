@@ -16,7 +16,6 @@ learner's error, it never reproduces the learner's actual mistakes.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -69,9 +68,3 @@ def run_dart(cfg: DictConfig, run_dir: str | Path, progress: bool = True) -> dic
     if str(cfg.algo.name) != "dart":
         raise ConfigError(f"run_dart: expected algo.name=dart, found {cfg.algo.name!r}")
     return run_rounds(cfg, run_dir, dart_plan, progress)
-
-
-if __name__ == "__main__":
-    from robolearn.algos.dagger import main
-
-    sys.exit(main())

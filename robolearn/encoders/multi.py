@@ -30,11 +30,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from envs.base import ObsSpec
 from robolearn.encoders.base import ObsEncoder
 from robolearn.encoders.image import VIEW_OPTIONS, ImageEncoder
 from robolearn.encoders.lowdim import LowDimEncoder
 from robolearn.errors import ConfigError, DataError
+from robolearn.spec import ObsSpec
 
 LOWDIM_OPTIONS = ("hidden", "out_dim")
 RGB_DEFAULTS: dict[str, Any] = dict(

@@ -33,6 +33,10 @@ FROZEN = 0.5
 
 @register_head("autoregressive")
 class AutoregressiveHead(ActionHead):
+    @classmethod
+    def network_evaluations(cls, options):
+        return None  # one pass per token: H x A, which the options alone do not give
+
     def __init__(
         self,
         cond_dim: int,

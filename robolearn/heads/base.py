@@ -5,7 +5,12 @@ action chunks (B, H, A), values roughly in [-1, 1]. It never sees the environmen
 normalizer or the observation encoder; that is what lets any head be driven by any executor.
 
 Adding a head = one file in this package that decorates its class with ``@register_head``,
-plus one YAML in ``configs/policy/``. Modules here are imported automatically.
+plus one YAML in ``configs/policy/``. Modules here are imported automatically, and the tests
+that every head must pass (``tests/test_head_contract.py``) run over the registry, so a new
+head is tested the moment it is registered. Optional hooks, each with a default that does
+nothing special: ``fit_data`` (fit on the training actions once, before training),
+``on_train_step`` (called after every optimizer step) and ``network_evaluations`` (network
+passes per sampled chunk, for cost tables).
 """
 
 from __future__ import annotations
@@ -78,6 +83,28 @@ class ActionHead(nn.Module):
         steps (entries where ``prefix_weights`` is 0 are ignored). ``prefix_weights`` (H,) or
         (B, H) in [0, 1]: 1 = the step must equal the prefix, 0 = free."""
         raise NotImplementedError
+
+    # ---- optional hooks ---------------------------------------------------------------------
+    def fit_data(self, actions: torch.Tensor) -> None:
+        """Fit data-dependent parts on normalized training actions (N, H, A), once before
+        training from scratch (e.g. the autoregressive head's quantile bins). Default: nothing."""
+
+    def on_train_step(self, step: int, total_steps: int) -> None:
+        """Called after every optimizer step (1-based ``step``), for schedules that live inside a
+        head (e.g. a curriculum over step sizes). Default: nothing."""
+
+    @classmethod
+    def network_evaluations(cls, options: dict[str, Any]) -> int | None:
+        """Network passes to sample one chunk with these options (None if it depends on more
+        than the options). Default: one pass."""
+        return 1
+
+    @classmethod
+    def option(cls, options: dict[str, Any], name: str) -> Any:
+        """An option's value: as given, else the constructor's default."""
+        if name in options:
+            return options[name]
+        return inspect.signature(cls.__init__).parameters[name].default
 
 
 def check_prefix(head: ActionHead, prefix, prefix_weights):

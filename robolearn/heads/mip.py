@@ -35,6 +35,10 @@ from robolearn.nets.denoiser import build_denoiser, masked_mse
 
 @register_head("mip")
 class MIPHead(ActionHead):
+    @classmethod
+    def network_evaluations(cls, options):
+        return int(cls.option(options, "num_steps"))
+
     def __init__(
         self,
         cond_dim: int,

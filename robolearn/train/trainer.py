@@ -261,10 +261,9 @@ def train(
         own = policy.state_dict()
         own.update({k: v for k, v in init_from.state_dict().items() if not k.startswith("normalizer.")})
         policy.load_state_dict(own)
-    fit = getattr(policy.head, "fit_data", None)
-    if callable(fit) and init_from is None:  # e.g. quantile bins of the autoregressive head (kept when warm)
+    if init_from is None:  # the head's data-fitting hook (e.g. autoregressive bins); kept when warm-started
         acts = data.batch(data.train, min(len(data.train), 20000), np.random.default_rng(0))["action"]
-        fit(policy.normalizer.normalize("action", torch.as_tensor(acts, device=device).float()))
+        policy.head.fit_data(policy.normalizer.normalize("action", torch.as_tensor(acts, device=device).float()))
     # rank 0 keeps the EMA; the others hold a copy that receives it for sharded evaluations
     ema = copy.deepcopy(policy).requires_grad_(False)
 
@@ -395,6 +394,7 @@ def _loop(
         gnorm = torch.nn.utils.clip_grad_norm_(policy.parameters(), float(algo.grad_clip))
         opt.step()
         sched.step()
+        policy.head.on_train_step(step + 1, steps)
         if main:
             decay = min(float(algo.ema_decay), (1 + step) / (10 + step))
             ema_update(ema, policy, decay)
