@@ -20,7 +20,7 @@ from torch import nn
 
 from robolearn.data.normalizer import Normalizer
 from robolearn.encoders import build_encoder
-from robolearn.errors import ConfigError, DataError
+from robolearn.errors import ConfigError, DataError, RobolearnError
 from robolearn.heads import build_head, head_class
 from robolearn.spec import ObsSpec
 
@@ -154,24 +154,82 @@ class ChunkPolicy(nn.Module):
             raise DataError(
                 f"{path}: not a robolearn checkpoint (expected config.json, model.safetensors, normalizer.safetensors)"
             )
-        meta = json.loads(cfg_file.read_text())
+        meta = _read_meta(cfg_file)
         spec = {
             k: ObsSpec(shape=tuple(v["shape"]), dtype=v["dtype"], kind=v["kind"]) for k, v in meta["obs_spec"].items()
         }
         normalizer = Normalizer.load(path / "normalizer.safetensors")
         if head_overrides:
             meta["policy"] = {**meta["policy"], "head": {**meta["policy"]["head"], **dict(head_overrides)}}
-        policy = cls(meta["policy"], spec, meta["action_dim"], normalizer)
-        state = load_file(str(path / "model.safetensors"))
+        try:
+            policy = cls(meta["policy"], spec, meta["action_dim"], normalizer)
+        except (KeyError, TypeError, ValueError) as e:
+            if isinstance(e, RobolearnError):
+                raise
+            raise DataError(
+                f"{cfg_file}: key 'policy': expected a buildable policy config, found one that fails "
+                f"({type(e).__name__}: {e})"
+            ) from None
+        weights = path / "model.safetensors"
+        try:
+            state = load_file(str(weights))
+        except Exception as e:  # missing, empty, truncated or not safetensors at all
+            what = "nothing" if not weights.exists() else f"an unreadable file ({type(e).__name__})"
+            raise DataError(f"{weights}: expected the policy's safetensors weights, found {what}") from None
+        own = policy.state_dict()
+        shapes = [
+            f"{k} {tuple(v.shape)} vs config {tuple(own[k].shape)}"
+            for k, v in state.items()
+            if k in own and tuple(v.shape) != tuple(own[k].shape)
+        ]
+        if shapes:
+            raise DataError(
+                f"{weights}: weights do not match the config: expected the config's shapes, found "
+                f"{shapes[0]}" + (f" (and {len(shapes) - 1} more)" if len(shapes) > 1 else "")
+            )
         missing, unexpected = policy.load_state_dict(state, strict=False)
         missing = [m for m in missing if not m.startswith("normalizer.")]
         if missing or unexpected:
             raise DataError(
-                f"{path / 'model.safetensors'}: weights do not match the config (missing {missing[:3]}, "
-                f"unexpected {unexpected[:3]})"
+                f"{weights}: weights do not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})"
             )
         policy.meta = meta
         return policy.to(device).eval()
+
+
+def _read_meta(cfg_file: Path) -> dict[str, Any]:
+    """A checkpoint's config.json, checked for the fields and types ``load`` needs."""
+    try:
+        meta = json.loads(cfg_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{cfg_file}: expected JSON, found invalid text ({type(e).__name__})") from None
+    if not isinstance(meta, dict):
+        raise DataError(f"{cfg_file}: expected a JSON object at the top level, found {type(meta).__name__}")
+    need = {"policy": dict, "obs_spec": dict, "action_dim": int}
+    for key, typ in need.items():
+        if key not in meta:
+            raise DataError(f"{cfg_file}: key {key!r}: expected it in a robolearn checkpoint, found it missing")
+        if not isinstance(meta[key], typ) or isinstance(meta[key], bool):
+            raise DataError(f"{cfg_file}: key {key!r}: expected {typ.__name__}, found {type(meta[key]).__name__}")
+    if meta["action_dim"] < 1:
+        raise DataError(f"{cfg_file}: key 'action_dim': expected >= 1, found {meta['action_dim']}")
+    for k, v in meta["obs_spec"].items():
+        ok = (
+            isinstance(v, dict)
+            and isinstance(v.get("shape"), list)
+            and all(isinstance(d, int) and d > 0 for d in v["shape"])
+            and v.get("kind") in ("lowdim", "rgb")
+            and isinstance(v.get("dtype"), str)
+        )
+        if not ok:
+            raise DataError(
+                f"{cfg_file}: key 'obs_spec.{k}': expected {{shape: [ints], dtype, kind: lowdim|rgb}}, found {v!r}"
+            )
+    if not isinstance(meta["policy"].get("head"), dict) or "name" not in meta["policy"]["head"]:
+        raise DataError(
+            f"{cfg_file}: key 'policy.head': expected a mapping with a name, found {meta['policy'].get('head')!r}"
+        )
+    return meta
 
 
 def _rmtree(p: Path) -> None:

@@ -65,6 +65,10 @@ def collect(
         raise ConfigError(f"--episodes: expected >= 1, got {n_episodes}")
     out = Path(out)
     buf = ReplayBuffer.open(out, mode="a") if append and out.exists() else ReplayBuffer.create(out, overwrite=overwrite)
+    # the store says what it holds from its first moment, and stays current episode by episode:
+    # a collection killed at any point leaves its attributes as true as its episodes
+    meta = {"task": task.spec.name, "source": "scripted expert", "noise": float(noise), "seed_start": seed_start}
+    buf.attrs.update({**meta, "episodes_run": 0})
     env = task.make_env()
     rng = np.random.default_rng(seed_start + 7919)
     n_succ = n_kept = n_steps = 0
@@ -77,18 +81,11 @@ def collect(
                 buf.add_episode(ep)
                 n_kept += 1
                 n_steps += len(ep["action"])
+            buf.attrs.update({**meta, "episodes_run": i + 1})
             bar.set_postfix(success=f"{n_succ / (i + 1):.2f}")
     finally:
         env.close()
-        buf.attrs.update(
-            {
-                "task": task.spec.name,
-                "source": "scripted expert",
-                "noise": float(noise),
-                "seed_start": seed_start,
-                "episodes_run": n_episodes,
-            }
-        )
+        buf.close()
     return {
         "task": task.spec.name,
         "path": str(out),

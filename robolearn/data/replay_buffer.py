@@ -19,6 +19,7 @@ import zarr
 from zarr.codecs import BloscCodec
 
 from robolearn.errors import DataError
+from robolearn.locks import WriteLock
 
 ENDS = "meta/episode_ends"
 ENDS_FILL = -1  # our stores: an ends element that was allocated but never written reads as -1
@@ -107,7 +108,14 @@ class ReplayBuffer:
         self.root, self.path, self.mode = root, path, mode
         self.rgb_keys = tuple(rgb_keys)
         self._mem: dict[str, np.ndarray] | None = None
+        self._lock: WriteLock | None = None
         self._validate()
+
+    def close(self) -> None:
+        """Release the write lock (also released when the process ends, however it ends)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     # -- opening / creating -------------------------------------------------------------
     @classmethod
@@ -124,7 +132,9 @@ class ReplayBuffer:
             root = zarr.open_group(str(path), mode="r" if mode == "r" else "r+")
         except Exception as e:  # zarr raises many types for "not a group"; the user needs one line
             raise DataError(f"{path}: expected a zarr group store, found something else ({_one_line(e)})") from None
+        lock = WriteLock(path, "dataset").acquire() if mode == "a" else None
         buf = cls(root, path, mode, rgb_keys)
+        buf._lock = lock
         if in_memory:
             buf._mem = buf.load(buf.keys)
         return buf
@@ -134,8 +144,10 @@ class ReplayBuffer:
         """A new, empty zarr format 3 store. An existing path is only replaced when asked to,
         and only if it is a zarr store or an empty directory: never someone's other files."""
         path = Path(path)
+        lock = WriteLock(path, "dataset").acquire()  # before anything is replaced: never under another writer
         if path.exists() or path.is_symlink():
             if not overwrite:
+                lock.release()
                 raise DataError(
                     f"{path}: already exists; expected a new path (pass overwrite=True / --overwrite to replace it)"
                 )
@@ -143,6 +155,7 @@ class ReplayBuffer:
             if path.is_dir() and not path.is_symlink() and (is_store or not any(path.iterdir())):
                 shutil.rmtree(path)
             else:
+                lock.release()
                 raise DataError(
                     f"{path}: refusing to overwrite: expected a zarr store or empty directory, found other files"
                 )
@@ -152,7 +165,9 @@ class ReplayBuffer:
         root.create_group("meta").create_array(
             "episode_ends", shape=(0,), chunks=(4096,), dtype="int64", fill_value=ENDS_FILL, compressors=None
         )
-        return cls(root, path, "a")
+        buf = cls(root, path, "a")
+        buf._lock = lock
+        return buf
 
     def _validate(self) -> None:
         p, root = self.path, self.root

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import random
 import time
 from pathlib import Path
@@ -29,6 +30,7 @@ from robolearn.data.dataset import load_dataset, train_val_split
 from robolearn.data.normalizer import Normalizer
 from robolearn.data.sampler import WindowSampler
 from robolearn.errors import ConfigError, DataError
+from robolearn.locks import WriteLock
 from robolearn.policy import ChunkPolicy, obs_name, spec_from_array
 from robolearn.train import dist as distributed
 
@@ -160,6 +162,44 @@ def _check_data_path(cfg, data_path) -> None:
     )
 
 
+MAX_ABS = 1e6  # larger finite values in float32 training are a units or scaling mistake, not data
+
+
+def check_against_task(cfg, data: DataBundle) -> None:
+    """Every observation and the action of the dataset against the task's spec, before training:
+    keys the task observes, rank and width, images of the task's size, and values plausible for
+    float32 training. One line naming the key, expected and found."""
+    task = make_task_from(cfg)
+    spec, where = task.spec, f"{cfg.data or cfg.task.data}"
+    for k, s in data.obs_spec.items():
+        if k not in spec.obs:
+            raise DataError(
+                f"{where}: key {k!r}: the task {spec.name} observes {sorted(spec.obs)}, found a key it does not "
+                "provide (a policy trained on it could not be evaluated); fix task.obs_keys"
+            )
+        want = spec.obs[k]
+        if want.kind != s.kind or tuple(want.shape) != tuple(s.shape):
+            what = "an image" if want.kind == "rgb" else "a low-dim vector"
+            raise DataError(
+                f"{where}: key {k!r}: expected {what} of shape {tuple(want.shape)} (task {spec.name}), "
+                f"found {'an image' if s.kind == 'rgb' else 'low-dim'} of shape {tuple(s.shape)}"
+            )
+    if data.action_dim != spec.action_dim or data.action_rank != 2:
+        raise DataError(
+            f"{where}: key {data.action_key!r}: expected actions of shape (N, {spec.action_dim}) (task {spec.name}), "
+            f"found (N, {', '.join(map(str, data.action_shape))})"
+        )
+    for k in [*data.lowdim_keys, data.action_key]:
+        x = data.arrays[k]
+        big = np.abs(np.asarray(x, dtype=np.float64)).reshape(len(x), -1).max(axis=1) > MAX_ABS
+        if big.any():
+            row = int(np.argmax(big))
+            raise DataError(
+                f"{where}: key 'data/{k}': expected magnitudes below {MAX_ABS:g} for float32 training, found "
+                f"{float(np.abs(np.asarray(x[row], dtype=np.float64)).max()):.3g} at row {row}"
+            )
+
+
 class DataBundle:
     """What training needs from a dataset: windows for train/val, specs and a fitted normalizer."""
 
@@ -190,7 +230,11 @@ class DataBundle:
             train_eps, val_eps = train_val_split(n_eps, float(algo.val_fraction), seed=int(cfg.seed))
         self.n_train_episodes = len(train_eps)
         self.obs_spec = {k: spec_from_array(arrays[k]) for k in self.obs_keys}
-        self.action_dim = int(arrays[self.action_key].shape[-1])
+        self.arrays = arrays
+        self.lowdim_keys = [k for k in self.obs_keys if self.obs_spec[k].kind == "lowdim"]
+        self.action_shape = tuple(int(d) for d in arrays[self.action_key].shape[1:])
+        self.action_rank = arrays[self.action_key].ndim
+        self.action_dim = int(arrays[self.action_key].shape[-1]) if self.action_rank > 1 else 1
         starts = np.concatenate([[0], ends[:-1]])
         train_rows = np.concatenate([np.arange(starts[e], ends[e]) for e in train_eps])
         self.normalizer = Normalizer()
@@ -250,11 +294,15 @@ def train(
             f"of this launch, found {batch_size}"
         )
     local_batch = batch_size // dist.world
-    if dist.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run_dir / "config.yaml")
     seed_everything(int(cfg.seed))
-    data = data or DataBundle(cfg, cfg.data or cfg.task.data)
+    if data is None:
+        data = DataBundle(cfg, cfg.data or cfg.task.data)
+        check_against_task(cfg, data)
+    lock = None
+    if dist.is_main:  # only once the data is known good: a failed start leaves no run directory behind
+        lock = WriteLock(run_dir, "run directory").acquire()  # one trainer per run directory
+        _writable_dir(run_dir)
+        save_config(cfg, run_dir / "config.yaml")
 
     policy = ChunkPolicy(to_dict(cfg.policy), data.obs_spec, data.action_dim, data.normalizer).to(device)
     if init_from is not None:  # warm start (DAgger rounds): same architecture, new normalizer
@@ -282,7 +330,7 @@ def train(
     start = 0
     resume_file = run_dir / "resume" / "state.pt"
     if resume_file.exists():
-        st = torch.load(resume_file, map_location=device, weights_only=True)
+        st = _load_resume(resume_file, device)
         saved_world = int(st.get("world_size", 1))
         if saved_world != dist.world:
             raise ConfigError(
@@ -290,12 +338,22 @@ def train(
                 f"{dist.world}; re-launch with {saved_world} (torchrun --nproc_per_node) to resume "
                 "exactly, or start a new run_dir"
             )
-        policy.load_state_dict(st["model"])
-        ema.load_state_dict(st["ema"])
-        opt.load_state_dict(st["opt"])
-        sched.load_state_dict(st["sched"])
+        try:
+            policy.load_state_dict(st["model"])
+            ema.load_state_dict(st["ema"])
+            opt.load_state_dict(st["opt"])
+            sched.load_state_dict(st["sched"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            first = str(e).strip().splitlines()[0][:200]
+            raise DataError(
+                f"{resume_file}: expected the training state of this run's architecture, found one that "
+                f"does not fit ({first}); the config changed in a way that changes the weights: use a "
+                "new run_dir"
+            ) from None
         start = int(st["step"])
         if start >= steps and (run_dir / "train_summary.json").exists():
+            if lock is not None:
+                lock.release()
             return run_dir / "checkpoints" / "last"  # finished before: keep its summary and timing
         np_state, torch_state = (
             (st["np_rng"], st["torch_rng"])
@@ -335,6 +393,9 @@ def train(
         if dist.active and _is_comm_error(e):
             raise distributed.lost_rank_error(dist, e) from None
         raise
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def _is_comm_error(e: BaseException) -> bool:
@@ -554,6 +615,35 @@ def validate(policy: ChunkPolicy, data: DataBundle, batch_size: int, n_batches: 
     ]
     torch.set_rng_state(state)
     return float(np.mean(losses))
+
+
+def _writable_dir(run_dir: Path) -> None:
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"run_dir={run_dir}: expected a directory, found a file")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / f".write-test.{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError(f"run_dir={run_dir}: expected a writable directory, found {e.strerror.lower()}") from None
+
+
+def _load_resume(path: Path, device: torch.device) -> dict[str, Any]:
+    """``resume/state.pt`` read safely (``weights_only``): an empty, truncated or foreign file is
+    one line naming it."""
+    try:
+        st = torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:
+        raise DataError(
+            f"{path}: expected robolearn's resume state (torch.save), found an unreadable file "
+            f"({type(e).__name__}); delete resume/ to start this run over"
+        ) from None
+    need = ("model", "ema", "opt", "sched", "step")
+    if not isinstance(st, dict) or any(k not in st for k in need):
+        found = sorted(st) if isinstance(st, dict) else type(st).__name__
+        raise DataError(f"{path}: expected keys {list(need)}, found {found}")
+    return st
 
 
 def _pack_rng(state: dict) -> dict:

@@ -1,0 +1,63 @@
+"""One writer at a time: an OS file lock per dataset and per run directory.
+
+``fcntl.flock`` locks belong to the open file, so the kernel drops them when the process dies,
+however it dies (SIGKILL included): a crashed writer never leaves a stale lock behind. The lock
+file sits next to what it guards (``.<name>.lock``), so replacing or deleting the guarded
+folder never deletes a lock someone holds. The holder writes its PID into the file, which is
+what the second writer's message names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from pathlib import Path
+
+from robolearn.errors import DataError
+
+
+class WriteLock:
+    """``with WriteLock(path, "dataset"):`` or ``lock = WriteLock(...).acquire()`` ... ``lock.release()``."""
+
+    def __init__(self, target: str | Path, what: str):
+        self.target = Path(target)
+        self.path = self.target.parent / f".{self.target.name}.lock"
+        self.what = what
+        self._fd: int | None = None
+
+    def acquire(self) -> WriteLock:
+        if self._fd is not None:
+            return self
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise DataError(
+                f"{self.target}: another process (PID {holder}) is writing this {self.what}; expected to be the only "
+                "writer: wait for it to finish, or stop it"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> WriteLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.release()
