@@ -60,7 +60,15 @@ def cmd_train(a) -> int:
     from robolearn.config import compose
     from robolearn.train.trainer import train
 
+    _count("--eval-episodes", a.eval_episodes, minimum=0)
     cfg = compose(a.overrides)
+    if "rounds" in cfg.algo:
+        from robolearn.errors import ConfigError
+
+        raise ConfigError(
+            f"algo={cfg.algo._name}: `robolearn train` runs behavior cloning (algo=bc); run "
+            f"`robolearn {'dart' if cfg.algo.name == 'dart' else 'dagger'} algo={cfg.algo._name} ...` for rounds"
+        )
     dist = _dist(cfg.dist_timeout_s)
     try:
         run_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg)
@@ -119,7 +127,18 @@ def _eval_and_print(ckpt, episodes, n_envs, seed_start, videos, exec_cfg, out_di
     return 0
 
 
+def _count(flag: str, value: int, minimum: int = 1) -> None:
+    from robolearn.errors import ConfigError
+
+    if value < minimum:
+        raise ConfigError(f"{flag}: expected an integer >= {minimum}, found {value}")
+
+
 def cmd_eval(a) -> int:
+    _count("--episodes", a.episodes)
+    _count("--n-envs", a.n_envs)
+    _count("--videos", a.videos, minimum=0)
+    _count("--seed-start", a.seed_start, minimum=0)
     from robolearn.config import load_group
     from robolearn.errors import ConfigError
 
@@ -185,6 +204,17 @@ def _parse_value(v: str):
 def cmd_inspect(a) -> int:
     from robolearn.data.dataset import describe
 
+    if a.verify:
+        from robolearn.data.replay_buffer import ReplayBuffer
+
+        problems = ReplayBuffer.open(a.path).verify()
+        for p in problems:
+            print(p, file=sys.stderr)
+        print(
+            f"verify: {len(problems)} problem(s) in {a.path}" if problems else f"verify: every chunk of {a.path} reads"
+        )
+        if problems:
+            return 2
     print(describe(a.path))
     if a.video is not None:
         from robolearn.data.replay_buffer import ReplayBuffer
@@ -428,6 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("inspect", help="describe a zarr dataset; optionally render an episode to video")
     i.add_argument("path")
+    i.add_argument("--verify", action="store_true", help="read every chunk; report all missing or corrupt ones")
     i.add_argument("--video", type=int, default=None, metavar="EPISODE")
     i.add_argument("--key", default="img")
     i.add_argument("--fps", type=int, default=10)
@@ -474,6 +505,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"robolearn {args.cmd}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 0
 
 
 def _explain_launcher_stop(cmd: str) -> None:

@@ -21,6 +21,10 @@ from zarr.codecs import BloscCodec
 from robolearn.errors import DataError
 from robolearn.locks import WriteLock
 
+# Every chunk is written, also one that equals the fill value: then a chunk file that is missing
+# is damage (a deleted or lost file), never "all zeros", and reading it is an error, not zeros.
+zarr.config.set({"array.write_empty_chunks": True})
+
 ENDS = "meta/episode_ends"
 ENDS_FILL = -1  # our stores: an ends element that was allocated but never written reads as -1
 CHUNK_BYTES = 1 << 20  # ~1 MiB chunks along time: small appends stay cheap, reads stay few
@@ -206,8 +210,20 @@ class ReplayBuffer:
         self._ends = ends
         n_steps = int(ends[-1]) if len(ends) else 0
         self._arrays: dict[str, zarr.Array] = {}
-        for k in sorted(data.array_keys()):
-            a = data[k]
+        try:
+            names = sorted(data.array_keys())
+        except Exception as e:
+            raise DataError(f"{p}: key 'data' expected readable array metadata, found {_one_line(e)[:120]}") from None
+        for k in names:
+            try:
+                a = data[k]
+            except Exception as e:  # corrupt zarr.json / .zarray, unknown dtype, ...
+                raise DataError(
+                    f"{p}: key 'data/{k}' expected valid zarr array metadata, found {_one_line(e)[:120]}"
+                ) from None
+            if not isinstance(a, zarr.Array) or np.dtype(a.dtype).kind not in "biuf":
+                found = f"dtype {a.dtype}" if isinstance(a, zarr.Array) else type(a).__name__
+                raise DataError(f"{p}: key 'data/{k}' expected a numeric array (bool, int, float), found {found}")
             if a.ndim == 0 or a.shape[0] < n_steps:
                 found = "a scalar" if a.ndim == 0 else f"{a.shape[0]} rows"
                 raise DataError(
@@ -292,12 +308,13 @@ class ReplayBuffer:
                 out[k] = self._mem[k]
                 continue
             where, n, image = f"{self.path}: key 'data/{k}'", self.n_steps, self.is_image(k)
+            self._check_chunks(k)
             row_bytes = max(1, int(np.prod(a.shape[1:], dtype=np.int64)) * a.dtype.itemsize)
             block = max(1, READ_BYTES // row_bytes // a.chunks[0]) * a.chunks[0]
             x = np.empty((n,) + tuple(a.shape[1:]), dtype=np.uint8 if image and a.dtype.kind == "f" else a.dtype)
             hi = 0.0
             for s in range(0, n, block):
-                part = a[s : min(n, s + block)]
+                part = self._read_rows(a, k, s, min(n, s + block))
                 if image:
                     hi = max(hi, float(part.max())) if part.size else hi
                     part = to_uint8_image(part, where, s)
@@ -308,6 +325,69 @@ class ReplayBuffer:
                 raise DataError(f"{where}: float image expected values in 0..255, found max {hi:g} (0..1 images?)")
             out[k] = x
         return out
+
+    # -- integrity ----------------------------------------------------------------------
+    def _chunk_file(self, a: zarr.Array, coords: tuple[int, ...]) -> Path:
+        return self.path / a.path / a.metadata.encode_chunk_key(coords)
+
+    def missing_chunks(self, key: str, rows: int | None = None) -> list[str]:
+        """Chunk files of ``data/<key>`` (covering the first ``rows`` rows) that do not exist."""
+        a = self._require(key) if key != ENDS else self._ends_arr
+        rows = self.n_steps if rows is None else rows
+        if rows == 0 or a.ndim == 0:
+            return []
+        grid = [range(-(-rows // a.chunks[0]))] + [range(-(-s // c)) for s, c in zip(a.shape[1:], a.chunks[1:])]
+        out = []
+        for coords in np.ndindex(*[len(g) for g in grid]):
+            f = self._chunk_file(a, tuple(int(c) for c in coords))
+            if not f.exists():
+                out.append(str(f.relative_to(self.path)))
+        return out
+
+    def _check_chunks(self, key: str) -> None:
+        missing = self.missing_chunks(key)
+        if missing:
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise DataError(
+                f"{self.path}: key 'data/{key}': expected every chunk file, found {missing[0]} missing{more}; "
+                "the store is damaged (run `robolearn inspect --verify` for the full list)"
+            )
+
+    def _read_rows(self, a: zarr.Array, key: str, lo: int, hi: int) -> np.ndarray:
+        """Rows [lo, hi); a chunk that cannot be decoded is named, not a codec traceback."""
+        try:
+            return a[lo:hi]
+        except Exception:
+            step = a.chunks[0]
+            for s0 in range(lo - lo % step, hi, step):
+                try:
+                    a[max(lo, s0) : min(hi, s0 + step)]
+                except Exception as e:
+                    f = self._chunk_file(a, (s0 // step,) + (0,) * (a.ndim - 1))
+                    raise DataError(
+                        f"{self.path}: key 'data/{key}': expected a readable chunk, found {f.relative_to(self.path)} "
+                        f"corrupt ({type(e).__name__}: {str(e).splitlines()[0][:80] if str(e) else ''})"
+                    ) from None
+            raise
+
+    def verify(self) -> list[str]:
+        """Read every chunk of every key: all problems at once (missing or corrupt chunks,
+        NaN/inf), one line each; empty when the store is whole."""
+        problems = [f"{self.path}: key '{ENDS}': {m} missing" for m in self.missing_chunks(ENDS, len(self._ends))]
+        for k in self.keys:
+            missing = self.missing_chunks(k)
+            problems += [f"{self.path}: key 'data/{k}': chunk {m} missing" for m in missing]
+            if missing:
+                continue
+            a, n = self._arrays[k], self.n_steps
+            for s0 in range(0, n, a.chunks[0]):
+                try:
+                    part = self._read_rows(a, k, s0, min(n, s0 + a.chunks[0]))
+                    if not self.is_image(k):
+                        check_finite(part, f"{self.path}: key 'data/{k}'", s0)
+                except DataError as e:
+                    problems.append(str(e))
+        return problems
 
     # -- writing ------------------------------------------------------------------------
     def add_episode(self, data: dict[str, np.ndarray]) -> None:

@@ -141,7 +141,14 @@ def build_head(name: str, cond_dim: int, horizon: int, action_dim: int, **option
         inspect.signature(cls.__init__).bind(None, cond_dim, horizon, action_dim, **options)
     except TypeError as e:
         raise ConfigError(f"head {name!r}: {e} (check the policy.head options)") from None
-    return cls(cond_dim, horizon, action_dim, **options)
+    try:
+        return cls(cond_dim, horizon, action_dim, **options)
+    except (TypeError, ValueError) as e:
+        if isinstance(e, ConfigError):
+            raise
+        raise ConfigError(
+            f"head {name!r}: its options do not build ({type(e).__name__}: {e}); check policy.head"
+        ) from None
 
 
 def _import_all() -> None:

@@ -298,101 +298,102 @@ def train(
     if data is None:
         data = DataBundle(cfg, cfg.data or cfg.task.data)
         check_against_task(cfg, data)
-    lock = None
-    if dist.is_main:  # only once the data is known good: a failed start leaves no run directory behind
-        lock = WriteLock(run_dir, "run directory").acquire()  # one trainer per run directory
-        _writable_dir(run_dir)
-        save_config(cfg, run_dir / "config.yaml")
-
+    # everything that can be checked without writing is checked first: a failed start changes no file
     policy = ChunkPolicy(to_dict(cfg.policy), data.obs_spec, data.action_dim, data.normalizer).to(device)
-    if init_from is not None:  # warm start (DAgger rounds): same architecture, new normalizer
-        own = policy.state_dict()
-        own.update({k: v for k, v in init_from.state_dict().items() if not k.startswith("normalizer.")})
-        policy.load_state_dict(own)
-    if init_from is None:  # the head's data-fitting hook (e.g. autoregressive bins); kept when warm-started
-        acts = data.batch(data.train, min(len(data.train), 20000), np.random.default_rng(0))["action"]
-        policy.head.fit_data(policy.normalizer.normalize("action", torch.as_tensor(acts, device=device).float()))
-    # rank 0 keeps the EMA; the others hold a copy that receives it for sharded evaluations
-    ema = copy.deepcopy(policy).requires_grad_(False)
-
-    steps = int(algo.steps)
-    opt = torch.optim.AdamW(
-        policy.parameters(),
-        lr=float(algo.lr),
-        betas=tuple(algo.betas),
-        weight_decay=float(algo.weight_decay),
-    )
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(int(algo.warmup_steps), steps))
-    # one stream of windows (and of loss noise) per rank; a world of one keeps the plain seed
-    rng = np.random.default_rng(int(cfg.seed) if dist.world == 1 else [int(cfg.seed), dist.rank])
-    if dist.world > 1:
-        torch.manual_seed(int(cfg.seed) * 1_000_003 + dist.rank)
-    start = 0
     resume_file = run_dir / "resume" / "state.pt"
-    if resume_file.exists():
-        st = _load_resume(resume_file, device)
-        saved_world = int(st.get("world_size", 1))
-        if saved_world != dist.world:
-            raise ConfigError(
-                f"{resume_file}: written by a launch of {saved_world} process(es), this one has "
-                f"{dist.world}; re-launch with {saved_world} (torchrun --nproc_per_node) to resume "
-                "exactly, or start a new run_dir"
+    st = _load_resume(resume_file, device) if resume_file.exists() else None
+    saved_world = int(st.get("world_size", 1)) if st is not None else dist.world
+    if saved_world != dist.world:
+        raise ConfigError(
+            f"{resume_file}: written by a launch of {saved_world} process(es), this one has "
+            f"{dist.world}; re-launch with {saved_world} (torchrun --nproc_per_node) to resume "
+            "exactly, or start a new run_dir"
+        )
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"run_dir={run_dir}: expected a directory, found a file")
+    lock = WriteLock(run_dir, "run directory").acquire() if dist.is_main else None  # one trainer per run dir
+    try:
+        if dist.is_main:
+            _writable_dir(run_dir)
+            save_config(cfg, run_dir / "config.yaml")
+
+        if init_from is not None:  # warm start (DAgger rounds): same architecture, new normalizer
+            own = policy.state_dict()
+            own.update({k: v for k, v in init_from.state_dict().items() if not k.startswith("normalizer.")})
+            policy.load_state_dict(own)
+        if init_from is None:  # the head's data-fitting hook (e.g. autoregressive bins); kept when warm-started
+            acts = data.batch(data.train, min(len(data.train), 20000), np.random.default_rng(0))["action"]
+            policy.head.fit_data(policy.normalizer.normalize("action", torch.as_tensor(acts, device=device).float()))
+        # rank 0 keeps the EMA; the others hold a copy that receives it for sharded evaluations
+        ema = copy.deepcopy(policy).requires_grad_(False)
+
+        steps = int(algo.steps)
+        opt = torch.optim.AdamW(
+            policy.parameters(),
+            lr=float(algo.lr),
+            betas=tuple(algo.betas),
+            weight_decay=float(algo.weight_decay),
+        )
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(int(algo.warmup_steps), steps))
+        # one stream of windows (and of loss noise) per rank; a world of one keeps the plain seed
+        rng = np.random.default_rng(int(cfg.seed) if dist.world == 1 else [int(cfg.seed), dist.rank])
+        if dist.world > 1:
+            torch.manual_seed(int(cfg.seed) * 1_000_003 + dist.rank)
+        start = 0
+        if st is not None:
+            try:
+                policy.load_state_dict(st["model"])
+                ema.load_state_dict(st["ema"])
+                opt.load_state_dict(st["opt"])
+                sched.load_state_dict(st["sched"])
+            except (RuntimeError, ValueError, KeyError) as e:
+                first = str(e).strip().splitlines()[0][:200]
+                raise DataError(
+                    f"{resume_file}: expected the training state of this run's architecture, found one that "
+                    f"does not fit ({first}); the config changed in a way that changes the weights: use a "
+                    "new run_dir"
+                ) from None
+            start = int(st["step"])
+            if start >= steps and (run_dir / "train_summary.json").exists():
+                return run_dir / "checkpoints" / "last"  # finished before: keep its summary and timing
+            np_state, torch_state = (
+                (st["np_rng"], st["torch_rng"])
+                if saved_world == 1
+                else (st["np_rng_ranks"][dist.rank], st["torch_rng_ranks"][dist.rank])
+            )
+            rng.bit_generator.state = _unpack_rng(np_state)
+            torch.set_rng_state(torch_state.cpu())
+        model = policy
+        if dist.world > 1:  # after resume: DDP starts from rank 0's weights, identical anyway
+            from torch.nn.parallel import DistributedDataParallel
+
+            model = DistributedDataParallel(
+                _Loss(policy), device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
             )
         try:
-            policy.load_state_dict(st["model"])
-            ema.load_state_dict(st["ema"])
-            opt.load_state_dict(st["opt"])
-            sched.load_state_dict(st["sched"])
-        except (RuntimeError, ValueError, KeyError) as e:
-            first = str(e).strip().splitlines()[0][:200]
-            raise DataError(
-                f"{resume_file}: expected the training state of this run's architecture, found one that "
-                f"does not fit ({first}); the config changed in a way that changes the weights: use a "
-                "new run_dir"
-            ) from None
-        start = int(st["step"])
-        if start >= steps and (run_dir / "train_summary.json").exists():
-            if lock is not None:
-                lock.release()
-            return run_dir / "checkpoints" / "last"  # finished before: keep its summary and timing
-        np_state, torch_state = (
-            (st["np_rng"], st["torch_rng"])
-            if saved_world == 1
-            else (st["np_rng_ranks"][dist.rank], st["torch_rng_ranks"][dist.rank])
-        )
-        rng.bit_generator.state = _unpack_rng(np_state)
-        torch.set_rng_state(torch_state.cpu())
-    model = policy
-    if dist.world > 1:  # after resume: DDP starts from rank 0's weights, identical anyway
-        from torch.nn.parallel import DistributedDataParallel
-
-        model = DistributedDataParallel(
-            _Loss(policy), device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
-        )
-    try:
-        return _loop(
-            cfg,
-            run_dir,
-            progress,
-            data,
-            policy,
-            model,
-            ema,
-            opt,
-            sched,
-            rng,
-            start,
-            steps,
-            local_batch,
-            plan,
-            dist,
-            device,
-            resume_file,
-        )
-    except RuntimeError as e:
-        if dist.active and _is_comm_error(e):
-            raise distributed.lost_rank_error(dist, e) from None
-        raise
+            return _loop(
+                cfg,
+                run_dir,
+                progress,
+                data,
+                policy,
+                model,
+                ema,
+                opt,
+                sched,
+                rng,
+                start,
+                steps,
+                local_batch,
+                plan,
+                dist,
+                device,
+                resume_file,
+            )
+        except RuntimeError as e:
+            if dist.active and _is_comm_error(e):
+                raise distributed.lost_rank_error(dist, e) from None
+            raise
     finally:
         if lock is not None:
             lock.release()
