@@ -233,3 +233,27 @@ def test_a_dying_rank_stops_the_others(reach, tmp_path):
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_dagger_rounds_train_with_ddp(tmp_path):
+    """Under torchrun rank 0 collects and evaluates; every round's training is data-parallel."""
+    run = tmp_path / "dagger"
+    r = torchrun(
+        "dagger",
+        "task=fetch_reach",
+        f"run_dir={run}",
+        "algo.rounds=1",
+        "algo.demo_episodes=4",
+        "algo.episodes_per_round=3",
+        "algo.steps=20",
+        "algo.batch_size=16",
+        "algo.heldout_episodes=2",
+        "algo.eval_episodes=2",
+        "eval.n_envs=2",
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    prog = json.loads((run / "progress.json").read_text())
+    assert prog["completed_round"] == 1
+    for rnd in ("round_00", "round_01"):
+        summary = json.loads((run / rnd / "train" / "train_summary.json").read_text())
+        assert summary["world_size"] == 2

@@ -437,11 +437,17 @@ def run_rounds(
     run_dir: str | Path,
     plan: Callable[[int, list[dict], Any], Actor] = plan_round,
     progress: bool = True,
+    dist=None,
 ) -> dict:
-    """Collect -> train -> evaluate, round after round; resumes from ``run_dir/progress.json``."""
+    """Collect -> train -> evaluate, round after round; resumes from ``run_dir/progress.json``.
+
+    Under torchrun (``dist``, a world of several processes) rank 0 collects, evaluates and writes
+    everything, as in one process; every rank joins each round's training (DDP)."""
     from envs import make_task
 
     cfg = with_training_defaults(cfg)
+    if dist is not None and dist.world > 1 and not dist.is_main:
+        return _train_rounds_follower(cfg, Path(run_dir), progress, dist)
     algo, method = cfg.algo, str(cfg.algo.name)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -456,6 +462,8 @@ def run_rounds(
             f"{prog_file}: run dir holds a {prog['method']!r} run, expected {method!r}; use another run_dir"
         )
     save_config(cfg, run_dir / "config.yaml")
+    if dist is not None:
+        dist.barrier()  # the followers read progress.json from here on
     task = make_task(cfg.task.name, **dict(cfg.task.get("kwargs") or {}))
     device = pick_device(str(cfg.get("device", "auto")))
     seed, horizon = int(cfg.seed), int(cfg.policy.horizon)
@@ -508,8 +516,10 @@ def run_rounds(
         if warm and algo.get("warm_steps"):
             rcfg.algo.steps = int(algo.warm_steps)
         t0 = time.time()
+        if dist is not None:
+            dist.barrier()  # the round's data is on disk: the other ranks join its training
         bundle = ChunkLabelBundle(rcfg, data_path) if chunk_labels else DataBundle(rcfg, data_path)
-        ckpt = train(rcfg, rdir / "train", progress=progress, data=bundle, init_from=prev if warm else None)
+        ckpt = train(rcfg, rdir / "train", progress=progress, data=bundle, init_from=prev if warm else None, dist=dist)
         train_s = time.time() - t0
         policy = ChunkPolicy.load(ckpt, device=device)
         m, on = evaluate_with_errors(
@@ -560,7 +570,30 @@ def run_rounds(
     return prog
 
 
-def run_dagger(cfg: DictConfig, run_dir: str | Path, progress: bool = True) -> dict:
+def _train_rounds_follower(cfg: DictConfig, run_dir: Path, progress: bool, dist) -> dict:
+    """A rank other than 0: wait for each round's data, then train on it with the others."""
+    algo = cfg.algo
+    prog_file = run_dir / "progress.json"
+    dist.barrier()  # rank 0 has read or created the run directory's state
+    prog = json.loads(prog_file.read_text()) if prog_file.exists() else {"completed_round": -1, "checkpoints": {}}
+    device = pick_device(str(cfg.device))
+    chunk_labels = str(algo.labels) == "chunk"
+    for r in range(prog["completed_round"] + 1, int(algo.rounds) + 1):
+        rcfg = copy.deepcopy(cfg)
+        rcfg.data = str(run_dir / "data.zarr")
+        dist.barrier()  # rank 0 collected round r
+        prev = None
+        if r > 0 and str(algo.retrain) == "warm":
+            done = json.loads(prog_file.read_text())["checkpoints"]
+            prev = ChunkPolicy.load(run_dir / done[str(r - 1)], device=device)
+            if algo.warm_steps:
+                rcfg.algo.steps = int(algo.warm_steps)
+        bundle = ChunkLabelBundle(rcfg, rcfg.data) if chunk_labels else DataBundle(rcfg, rcfg.data)
+        train(rcfg, run_dir / f"round_{r:02d}" / "train", progress=False, data=bundle, init_from=prev, dist=dist)
+    return prog
+
+
+def run_dagger(cfg: DictConfig, run_dir: str | Path, progress: bool = True, dist=None) -> dict:
     """DAgger (``algo=dagger``), HG-DAgger (``algo=hg_dagger``) or BC in rounds (``algo.name=bc``,
     the equal-budget baseline). Returns the progress record (history rows, checkpoints)."""
-    return run_rounds(cfg, run_dir, plan_round, progress)
+    return run_rounds(cfg, run_dir, plan_round, progress, dist)

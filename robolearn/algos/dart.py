@@ -63,8 +63,8 @@ def dart_plan(r: int, history: list[dict], algo) -> Actor:
     return Actor("expert", noise=noise, record={"noise_std": std})
 
 
-def run_dart(cfg: DictConfig, run_dir: str | Path, progress: bool = True) -> dict:
+def run_dart(cfg: DictConfig, run_dir: str | Path, progress: bool = True, dist=None) -> dict:
     """DART iterations (``algo=dart``); the same run directory layout, ledger and resume as DAgger."""
     if str(cfg.algo.name) != "dart":
         raise ConfigError(f"run_dart: expected algo.name=dart, found {cfg.algo.name!r}")
-    return run_rounds(cfg, run_dir, dart_plan, progress)
+    return run_rounds(cfg, run_dir, dart_plan, progress, dist)

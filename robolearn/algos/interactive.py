@@ -40,10 +40,21 @@ def main(
         from robolearn.config import refuse_changed_settings
 
         refuse_changed_settings(cfg, run_dir, allow_changed, "--continue-with-new-settings")
-        if str(cfg.algo.name) == "dart":
-            prog = run_dart(cfg, run_dir)
-        else:
-            prog = run_dagger(cfg, run_dir)
+        from robolearn.train.dist import init as init_dist
+        from robolearn.train.trainer import pick_device
+
+        dist = init_dist(pick_device(str(cfg.device)), cfg.dist_timeout_s)  # a world of one without torchrun
+        if dist.world > 1 and not cfg.run_dir:
+            raise ConfigError(
+                "run_dir: expected an explicit run_dir under torchrun (ranks must agree on it), found none"
+            )
+        try:
+            runner = run_dart if str(cfg.algo.name) == "dart" else run_dagger
+            prog = runner(cfg, run_dir, progress=dist.is_main, dist=dist if dist.world > 1 else None)
+        finally:
+            dist.close()
+        if not dist.is_main:
+            return 0
     except RobolearnError as e:
         print(f"{prog_name}: error: {e}", file=sys.stderr)
         return 2
