@@ -69,6 +69,7 @@ RULES: dict[str, Callable[[Any], str | None]] = {
     "algo.steps": POS_INT,
     "algo.batch_size": POS_INT,
     "algo.lr": POS_NUM,
+    "algo.fused_optimizer": _rule(lambda v: isinstance(v, bool), "true or false"),
     "algo.weight_decay": NONNEG_NUM,
     "algo.betas": _rule(
         lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(_num(b) and 0 <= b < 1 for b in v),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import time
 from pathlib import Path
 
 from robolearn.errors import DataError
@@ -34,8 +35,14 @@ class WriteLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            holder = ""
+            for _ in range(50):  # the holder writes its PID right after locking: give it a moment
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+                if holder:
+                    break
+                time.sleep(0.01)
             os.close(fd)
+            holder = holder or "unknown"
             raise DataError(
                 f"{self.target}: another process (PID {holder}) is writing this {self.what}; expected to be the only "
                 "writer: wait for it to finish, or stop it"
