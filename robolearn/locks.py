@@ -3,8 +3,9 @@
 ``fcntl.flock`` locks belong to the open file, so the kernel drops them when the process dies,
 however it dies (SIGKILL included): a crashed writer never leaves a stale lock behind. The lock
 file sits next to what it guards (``.<name>.lock``), so replacing or deleting the guarded
-folder never deletes a lock someone holds. The holder writes its PID into the file, which is
-what the second writer's message names.
+folder never deletes a lock someone holds; the holder removes it when done (a writer that locks
+a file that was just removed notices and retries). The holder writes its PID into the file,
+which is what the second writer's message names.
 """
 
 from __future__ import annotations
@@ -31,30 +32,40 @@ class WriteLock:
         if self._fd is not None:
             return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = ""
-            for _ in range(50):  # the holder writes its PID right after locking: give it a moment
-                holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
-                if holder:
-                    break
-                time.sleep(0.01)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = ""
+                for _ in range(50):  # the holder writes its PID right after locking: give it a moment
+                    holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+                    if holder:
+                        break
+                    time.sleep(0.01)
+                os.close(fd)
+                who = "this process" if holder == str(os.getpid()) else f"another process (PID {holder or 'unknown'})"
+                raise DataError(
+                    f"{self.target}: {who} is writing this {self.what}; expected to be the only writer: wait for it "
+                    "to finish, or stop it"
+                ) from None
+            try:  # the file may have been released and removed between our open and our lock: retry
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
             os.close(fd)
-            holder = holder or "unknown"
-            raise DataError(
-                f"{self.target}: another process (PID {holder}) is writing this {self.what}; expected to be the only "
-                "writer: wait for it to finish, or stop it"
-            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
         return self
 
     def release(self) -> None:
+        """Remove the lock file, then unlock: nothing is left next to the guarded folder."""
         if self._fd is not None:
-            os.ftruncate(self._fd, 0)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None

@@ -148,13 +148,12 @@ class ReplayBuffer:
         """A new, empty zarr format 3 store. An existing path is only replaced when asked to,
         and only if it is a zarr store or an empty directory: never someone's other files."""
         path = Path(path)
+        if (path.exists() or path.is_symlink()) and not overwrite:
+            raise DataError(
+                f"{path}: already exists; expected a new path (pass overwrite=True / --overwrite to replace it)"
+            )
         lock = WriteLock(path, "dataset").acquire()  # before anything is replaced: never under another writer
         if path.exists() or path.is_symlink():
-            if not overwrite:
-                lock.release()
-                raise DataError(
-                    f"{path}: already exists; expected a new path (pass overwrite=True / --overwrite to replace it)"
-                )
             is_store = path.is_dir() and any((path / m).exists() for m in ("zarr.json", ".zgroup", ".zarray"))
             if path.is_dir() and not path.is_symlink() and (is_store or not any(path.iterdir())):
                 shutil.rmtree(path)

@@ -189,6 +189,16 @@ def check_against_task(cfg, data: DataBundle) -> None:
             f"{where}: key {data.action_key!r}: expected actions of shape (N, {spec.action_dim}) (task {spec.name}), "
             f"found (N, {', '.join(map(str, data.action_shape))})"
         )
+    acts = np.asarray(data.arrays[data.action_key], dtype=np.float64).reshape(len(data.arrays[data.action_key]), -1)
+    lo, hi = np.asarray(spec.action_low, np.float64), np.asarray(spec.action_high, np.float64)
+    slack = 0.5 * (hi - lo)  # demonstrations may overshoot a little; far outside is another unit or task
+    out = ((acts < lo - slack) | (acts > hi + slack)).any(axis=1)
+    if out.any():
+        row = int(np.argmax(out))
+        raise DataError(
+            f"{where}: key 'data/{data.action_key}': expected actions within the task's range "
+            f"[{lo.min():g}, {hi.max():g}] (task {spec.name}), found {acts[row].round(3).tolist()} at row {row}"
+        )
     for k in [*data.lowdim_keys, data.action_key]:
         x = data.arrays[k]
         big = np.abs(np.asarray(x, dtype=np.float64)).reshape(len(x), -1).max(axis=1) > MAX_ABS

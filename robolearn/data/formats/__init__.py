@@ -83,5 +83,6 @@ def convert(
         partial.rename(dst)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
+        (partial.parent / f".{partial.name}.lock").unlink(missing_ok=True)  # the failed writer's lock file
         raise
     return {**summary, "path": str(dst), "from": fmt}
