@@ -93,11 +93,13 @@ class ActionHead(nn.Module):
         """Called after every optimizer step (1-based ``step``), for schedules that live inside a
         head (e.g. a curriculum over step sizes). Default: nothing."""
 
+    nfe_option: str | None = None  # the option that counts network passes (e.g. "num_steps"), if any
+
     @classmethod
     def network_evaluations(cls, options: dict[str, Any]) -> int | None:
         """Network passes to sample one chunk with these options (None if it depends on more
-        than the options). Default: one pass."""
-        return 1
+        than the options). Default: the ``nfe_option`` option's value, else one pass."""
+        return int(cls.option(options, cls.nfe_option)) if cls.nfe_option else 1
 
     @classmethod
     def option(cls, options: dict[str, Any], name: str) -> Any:

@@ -41,9 +41,7 @@ FROZEN_REPLACE = 0.5
 
 @register_head("diffusion")
 class DiffusionHead(ActionHead):
-    @classmethod
-    def network_evaluations(cls, options):
-        return int(cls.option(options, "num_inference_steps"))
+    nfe_option = "num_inference_steps"
 
     def __init__(
         self,

@@ -31,9 +31,7 @@ FROZEN = 0.999  # prefix weight at or above which a step is overwritten with the
 
 @register_head("flow")
 class FlowHead(ActionHead):
-    @classmethod
-    def network_evaluations(cls, options):
-        return int(cls.option(options, "num_steps"))
+    nfe_option = "num_steps"
 
     def __init__(
         self,

@@ -35,9 +35,7 @@ from robolearn.nets.denoiser import build_denoiser, masked_mse
 
 @register_head("mip")
 class MIPHead(ActionHead):
-    @classmethod
-    def network_evaluations(cls, options):
-        return int(cls.option(options, "num_steps"))
+    nfe_option = "num_steps"
 
     def __init__(
         self,

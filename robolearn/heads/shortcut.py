@@ -28,9 +28,7 @@ FROZEN = 0.999
 
 @register_head("shortcut")
 class ShortcutHead(ActionHead):
-    @classmethod
-    def network_evaluations(cls, options):
-        return int(cls.option(options, "num_steps"))
+    nfe_option = "num_steps"
 
     def __init__(
         self,
