@@ -77,11 +77,13 @@ def collect(
         for i in bar:
             ep, ok, _ = run_expert_episode(task, env, expert, seed_start + i, noise, rng)
             n_succ += ok
+            # counted before it is written: a kill between the two leaves episodes_run one ahead of the
+            # episodes stored (an episode that ran and was lost), never behind them
+            buf.attrs.update({**meta, "episodes_run": i + 1})
             if ok or keep_failures:
                 buf.add_episode(ep)
                 n_kept += 1
                 n_steps += len(ep["action"])
-            buf.attrs.update({**meta, "episodes_run": i + 1})
             bar.set_postfix(success=f"{n_succ / (i + 1):.2f}")
     finally:
         env.close()
