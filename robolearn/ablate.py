@@ -28,7 +28,6 @@ cells are independent runs.
 from __future__ import annotations
 
 import csv
-import os
 import shutil
 import sys
 import time
@@ -37,7 +36,8 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from robolearn.config import compose, find_config, load_yaml, save_config, to_dict, write_json
+from robolearn.atomic import atomic_path, write_json, write_text
+from robolearn.config import compose, find_config, load_yaml, save_config, to_dict
 from robolearn.errors import ConfigError
 from robolearn.eval.metrics import wilson_interval
 from robolearn.train.dist import shard_ranks
@@ -155,8 +155,8 @@ def _collect_data(exp: DictConfig, task_name: str, out: Path, progress: bool, ra
     spec = exp.tasks[task_name].get("collect")
     if not spec:
         return None
-    from envs import make_task
     from robolearn.algos.collect import collect
+    from robolearn.train.trainer import make_task_from
 
     dest = out / "data" / f"{task_name}.zarr"
     if rank != 0:  # rank 0 collects; the dataset appears complete or not at all
@@ -164,7 +164,7 @@ def _collect_data(exp: DictConfig, task_name: str, out: Path, progress: bool, ra
     if dest.exists():
         return str(dest)
     cfg = compose([str(o) for o in exp.tasks[task_name].overrides])
-    task = make_task(cfg.task.name, **dict(cfg.task.get("kwargs") or {}))
+    task = make_task_from(cfg)
     tmp = dest.with_name(dest.name + ".partial")
     collect(
         task,
@@ -193,14 +193,13 @@ def _train_cell(cfg: DictConfig, run_dir: Path, progress: bool) -> tuple[Path, f
 
 
 def _eval_cell(exp: DictConfig, variant: str, cfg: DictConfig, ckpt: Path, cell_dir: Path, progress: bool) -> dict:
-    from envs import make_task
     from robolearn.eval.rollout import evaluate_policy
     from robolearn.policy import ChunkPolicy
-    from robolearn.train.trainer import pick_device
+    from robolearn.train.trainer import make_task_from, pick_device
 
     sample = to_dict((exp.variants[variant] or {}).get("sample") or {})
-    policy = ChunkPolicy.load(ckpt, device=pick_device(str(cfg.get("device", "auto"))), head_overrides=sample)
-    task = make_task(cfg.task.name, **dict(cfg.task.get("kwargs") or {}))
+    policy = ChunkPolicy.load(ckpt, device=pick_device(str(cfg.device)), head_overrides=sample)
+    task = make_task_from(cfg)
     tmp = cell_dir.with_name(cell_dir.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     m = evaluate_policy(
@@ -407,24 +406,19 @@ def plot(agg: list[dict], path: Path, title: str) -> None:
         ax.set_title(t)
     fig.suptitle(title)
     fig.tight_layout()
-    tmp = path.with_suffix(f".{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
-    tmp.replace(path)
 
 
 def write_results(rows: list[dict], out: Path, exp: DictConfig) -> None:
     reference = exp.get("reference")
-    tmp = out / f"results.csv.{os.getpid()}.tmp"
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(out / "results.csv") as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=CELL_FIELDS)
         w.writeheader()
         w.writerows(rows)
-    tmp.replace(out / "results.csv")
     agg = aggregate(rows, reference)
     md = f"# {exp._name}\n\n{markdown_table(agg, reference)}\n"
-    tmp_md = out / f"results.md.{os.getpid()}.tmp"
-    tmp_md.write_text(md)
-    tmp_md.replace(out / "results.md")
+    write_text(out / "results.md", md)
     write_json(agg, out / "results.json")
     plot(agg, out / "results.png", str(exp._name))

@@ -15,7 +15,6 @@ line, so later overrides change it.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from robolearn.atomic import write_text
 from robolearn.config_check import check_overrides, check_values
 from robolearn.errors import ConfigError
 
@@ -240,32 +240,5 @@ def save_config(cfg: DictConfig | dict, path: str | Path) -> None:
     """The config as YAML (human), written atomically. Interpolations such as
     ``${oc.env:VAR}`` stay as written, so an environment variable's value (a secret, a private
     path) never lands on disk; they resolve again when the file is read."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + f".{os.getpid()}.tmp")
     node = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(dict(cfg))
-    tmp.write_text(OmegaConf.to_yaml(node, resolve=False))
-    os.replace(tmp, path)
-
-
-def write_json(obj: Any, path: str | Path) -> None:
-    """Atomic JSON write: a crash never leaves a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + f".{os.getpid()}.tmp")  # per process: writers never share a tmp
-    tmp.write_text(json.dumps(obj, indent=2, default=_json_default))
-    os.replace(tmp, path)
-
-
-def _json_default(o):
-    import numpy as np
-
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+    write_text(path, OmegaConf.to_yaml(node, resolve=False))

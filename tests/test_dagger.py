@@ -9,17 +9,11 @@ import pytest
 import torch
 
 from envs import make_task
-from robolearn.algos.dagger import (
-    CHUNK_KEY,
-    Actor,
-    ChunkLabelBundle,
-    ScriptedLabeler,
-    TeacherLabeler,
-    beta_at,
-    run_dagger,
-    run_episode,
-)
+from robolearn.algos.acting import CHUNK_KEY, ExpertActs, Gated, Mixture, run_episode
+from robolearn.algos.dagger import beta_at, run_dagger
 from robolearn.algos.dart import noise_from_errors, run_dart
+from robolearn.algos.labelers import ScriptedLabeler, TeacherLabeler
+from robolearn.algos.rounds import ChunkLabelBundle
 from robolearn.config import compose, to_dict
 from robolearn.data.normalizer import Normalizer
 from robolearn.data.replay_buffer import ReplayBuffer
@@ -90,8 +84,8 @@ def test_chunk_label_is_the_experts_own_future(push):
     """Rolling the expert from a restored state gives exactly what it did next; labelling
     leaves the rollout itself untouched."""
     lab = ScriptedLabeler(push, H)
-    (fast,), _ = _episode(push, lab, Actor("expert"))  # chunks read off the trajectory
-    (rolled,), st = _episode(push, lab, Actor("expert", noise=0.0))  # chunks rolled at every state
+    (fast,), _ = _episode(push, lab, ExpertActs())  # chunks read off the trajectory
+    (rolled,), st = _episode(push, lab, ExpertActs(noise=0.0))  # chunks rolled at every state
     assert st["label_sim_steps"] == (H - 1) * len(rolled["action"])
     np.testing.assert_array_equal(fast["state"], rolled["state"])
     np.testing.assert_allclose(fast[CHUNK_KEY], rolled[CHUNK_KEY], atol=1e-6)
@@ -104,7 +98,7 @@ def test_chunk_label_is_the_experts_own_future(push):
 
 def test_mixture_labels_belong_to_the_visited_states(push, random_policy):
     lab = ScriptedLabeler(push, H)
-    (ep,), st = _episode(push, lab, Actor("mixture", beta=0.5), policy=random_policy)
+    (ep,), st = _episode(push, lab, Mixture(beta=0.5), policy=random_policy)
     n = len(ep["action"])
     assert st["labels"] == st["env_steps"] == n
     frac = ep["expert_acted"].mean()
@@ -125,19 +119,19 @@ def test_mixture_labels_belong_to_the_visited_states(push, random_policy):
 
 @pytest.mark.parametrize("beta", [0.0, 1.0])
 def test_beta_extremes(push, random_policy, beta):
-    (ep,), _ = _episode(push, ScriptedLabeler(push, H), Actor("mixture", beta=beta), policy=random_policy, chunk=False)
+    (ep,), _ = _episode(push, ScriptedLabeler(push, H), Mixture(beta=beta), policy=random_policy, chunk=False)
     assert CHUNK_KEY not in ep
     assert np.all(ep["expert_acted"] == int(beta))
 
 
 def test_hg_dagger_stores_only_takeovers(push, random_policy):
     lab = ScriptedLabeler(push, H)
-    segs, st = _episode(push, lab, Actor("gated", threshold=0.5, min_takeover=2), policy=random_policy)
+    segs, st = _episode(push, lab, Gated(threshold=0.5, release=0.5, min_takeover=2), policy=random_policy)
     assert segs and st["labels"] == sum(len(s["action"]) for s in segs) <= st["env_steps"] == st["queries"]
     for s in segs:
         assert np.all(s["expert_acted"] == 1)
         np.testing.assert_array_equal(s["exec_action"], s["action"])
-    none, st = _episode(push, lab, Actor("gated", threshold=1e9), policy=random_policy)
+    none, st = _episode(push, lab, Gated(threshold=1e9, release=0.5, min_takeover=4), policy=random_policy)
     assert none == [] and st["labels"] == 0 and st["env_steps"] > 0
 
 
@@ -162,7 +156,7 @@ def test_dart_noise_is_the_error_covariance(push):
     capped, _ = noise_from_errors(cov * 100, "full", max_std=0.5)
     assert np.sqrt(np.max(np.diag(capped @ capped.T))) == pytest.approx(0.5)
     # the executed action is exactly clip(label + L z), z drawn from the rollout's generator
-    (ep,), _ = _episode(push, ScriptedLabeler(push, H), Actor("expert", noise=L), rng_seed=7)
+    (ep,), _ = _episode(push, ScriptedLabeler(push, H), ExpertActs(noise=L), rng_seed=7)
     rng = np.random.default_rng(7)
     want = np.stack([np.clip(a + L @ rng.standard_normal(4), -1, 1) for a in ep["action"]])
     np.testing.assert_allclose(ep["exec_action"], want, atol=1e-6)
@@ -171,7 +165,7 @@ def test_dart_noise_is_the_error_covariance(push):
 
 def test_teacher_labels_are_its_predicted_chunks(push, random_policy):
     teacher = TeacherLabeler(random_policy, H)
-    (ep,), st = _episode(push, teacher, Actor("expert"))
+    (ep,), st = _episode(push, teacher, ExpertActs())
     assert st["label_sim_steps"] == 0
     s = ep["state"]
     hist = np.stack([np.concatenate([s[:1], s[:-1]]), s], axis=1)  # To=2, first frame repeated

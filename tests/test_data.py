@@ -23,6 +23,7 @@ from robolearn.data import (
     resolve_obs_keys,
     train_val_split,
 )
+from robolearn.data.sampler import to_torch
 from robolearn.errors import ConfigError, DataError
 
 
@@ -116,7 +117,7 @@ def test_selected_episodes_and_random_batches(tmp_path):
     assert b["obs"]["obs"][:, -1, 0].tolist() == [1, 3, 3]  # only episodes 1 and 3 appear
     g1, g2 = s.random_batch(16, np.random.default_rng(5)), s.random_batch(16, np.random.default_rng(5))
     np.testing.assert_array_equal(g1["action"], g2["action"])
-    tb = next(s.batches(4, np.random.default_rng(0), "cpu"))
+    tb = to_torch(s.random_batch(4, np.random.default_rng(0)), torch.device("cpu"))
     assert isinstance(tb["action"], torch.Tensor) and tb["action"].dtype == torch.float32
     assert tb["action_mask"].dtype == torch.bool and tb["obs"]["obs"].shape == (4, 2, 2)
 

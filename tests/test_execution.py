@@ -282,6 +282,9 @@ def test_delay_auto_measures_once_and_converts_with_control_hz():
         {"name": "receding", "delay": 1.5},
         {"name": "beam_search"},  # unknown executor
         {"name": "ensemble", "s": 3},  # option of another executor
+        {"name": "bid", "n_samples": 0},
+        {"name": "bid", "n_samples": 2.5},
+        {"name": "bid", "s": 6, "delay": 3},  # the delay does not fit the chunk: s + d > H
     ],
 )
 def test_bad_options_fail_before_any_step(cfg):
@@ -300,6 +303,86 @@ def test_yaml_configs_build_every_executor():
         assert cfg["_name"] == name and cfg.get("delay") == 0
         ex = build_executor(cfg, StepPolicy(horizon=8, n_action_steps=3), 2)
         assert type(ex) is EXECUTORS[name]
+
+
+# ---- bidirectional decoding -------------------------------------------------------------------
+class CandidatePolicy:
+    """Candidate j of every request is the chunk i + OFFSETS[j] (whatever the step), so a chosen
+    candidate is named by its offset; rows of a batch arrive env-major, n_samples per env."""
+
+    OFFSETS = [0.0, 3.0, 7.0, -2.0]
+
+    def __init__(self, horizon=8, n_action_steps=3):
+        self.horizon, self.n_action_steps, self.action_dim, self.obs_horizon = horizon, n_action_steps, 1, 1
+        self.batches: list[int] = []
+
+    def predict_chunk(self, obs, prefix=None, prefix_weights=None, generator=None):
+        assert prefix is None  # BID never asks the head to inpaint
+        n = len(obs["t"])
+        self.batches.append(n)
+        off = np.tile(self.OFFSETS, n // len(self.OFFSETS))
+        return (np.arange(self.horizon)[None, :, None] + off[:, None, None]).astype(np.float32)
+
+
+@pytest.mark.parametrize("d", [0, 1, 2])
+def test_bid_keeps_the_candidate_nearest_the_previous_plan(d):
+    """s=3: the previous chunk plans i + s + off_prev for the new chunk's step i, so the candidate
+    kept is the one whose offset is nearest off_prev + 3: 0 (first) -> 3 -> 7 (nearest 6) -> 7."""
+    P = CandidatePolicy()
+    ex = build_executor({"name": "bid", "s": 3, "n_samples": 4, "delay": d}, P, n_envs=2)
+    acts, _ = run(ex, 12, n_envs=2)
+    assert set(P.batches) == {8}  # one batched call: 4 candidates x 2 envs
+    chosen = {0: 0.0, 1: 3.0, 2: 7.0, 3: 7.0}  # chunk k -> offset kept
+    running = [0 if t < 3 + d else (t - d) // 3 for t in range(12)]
+    want = [t - 3 * k + chosen[k] for t, k in enumerate(running)]
+    for b in range(2):
+        np.testing.assert_array_equal(acts[:, b, 0], want)
+
+
+def test_bid_distance_is_the_weighted_squared_error():
+    from robolearn.execution.bid import closest_to_prefix
+
+    rng = np.random.default_rng(0)
+    cands, prefix, w = rng.normal(size=(5, 6, 8, 2)), rng.normal(size=(5, 8, 2)), rng.uniform(size=8)
+    brute = [
+        min(range(6), key=lambda j, b=b: sum(w[i] * np.sum((cands[b, j, i] - prefix[b, i]) ** 2) for i in range(8)))
+        for b in range(5)
+    ]
+    np.testing.assert_array_equal(closest_to_prefix(cands, prefix, w), brute)
+
+
+@pytest.mark.parametrize("d", [0, 2])
+def test_bid_with_one_candidate_is_naive_async(d):
+    a, _ = run(build_executor({"name": "bid", "s": 3, "n_samples": 1, "delay": d}, StepPolicy(), 3), 12, 3)
+    b, _ = run(build_executor({"name": "naive_async", "s": 3, "delay": d}, StepPolicy(), 3), 12, 3)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_bid_with_a_real_flow_policy_runs_batched_and_seeded():
+    """A sampling head: the same generator seed gives the same executed actions."""
+    from robolearn.data.normalizer import Normalizer
+    from robolearn.policy import ChunkPolicy
+    from robolearn.spec import ObsSpec
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    norm = Normalizer().fit({"x": rng.normal(size=(50, 3)), "action": rng.uniform(-1, 1, (50, 2))})
+    cfg = {
+        "horizon": 8,
+        "obs_horizon": 1,
+        "n_action_steps": 3,
+        "head": {"name": "flow", "down_dims": [16, 32], "num_steps": 2},
+    }
+    pol = ChunkPolicy(cfg, {"x": ObsSpec((3,))}, 2, norm).eval()
+    outs = []
+    for _ in range(2):
+        ex = build_executor(
+            {"name": "bid", "n_samples": 5, "delay": 1}, pol, 2, generator=torch.Generator().manual_seed(3)
+        )
+        ex.reset()
+        outs.append(np.stack([ex.act({"x": rng.normal(size=(2, 1, 3)).astype(np.float32) * 0}) for _ in range(9)]))
+    np.testing.assert_array_equal(outs[0], outs[1])
+    assert outs[0].shape == (9, 2, 2)
 
 
 def test_smoothness_metrics():

@@ -27,8 +27,7 @@ ALGO_FILE = {"bc": "dagger", "dart": "dart", "dagger": "dagger", "hg_dagger": "h
 
 
 def run_one(task: str, method: str, seed: int, out: Path, overrides: list[str]) -> Path:
-    from robolearn.algos.dagger import run_dagger
-    from robolearn.algos.dart import run_dart
+    from robolearn.algos.interactive import run_interactive
     from robolearn.config import compose
 
     run_dir = out / method / f"s{seed}"
@@ -36,7 +35,7 @@ def run_one(task: str, method: str, seed: int, out: Path, overrides: list[str]) 
     if method == "bc":
         args.append("algo.name=bc")
     cfg = compose(args)
-    (run_dart if method == "dart" else run_dagger)(cfg, run_dir)
+    run_interactive(cfg, run_dir)
     return run_dir / "ledger.csv"
 
 

@@ -11,7 +11,6 @@ time). Compounding error is the gap between the two.
 from __future__ import annotations
 
 import csv
-import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from robolearn.algos.acting import LastFrames
+from robolearn.atomic import atomic_path
 from robolearn.data.dataset import load_dataset
 from robolearn.data.sampler import WindowSampler
 from robolearn.eval.metrics import summarize
@@ -70,20 +71,6 @@ def _clip(a: np.ndarray, bounds: tuple[np.ndarray, np.ndarray] | None) -> np.nda
     return a if bounds is None else np.clip(a, bounds[0], bounds[1])
 
 
-class _LastFrames:
-    """Executor adapter: the rollout keeps the longer of the learner's and the teacher's
-    observation histories; the learner sees only its own ``To`` frames."""
-
-    def __init__(self, executor, to: int):
-        self.executor, self.to = executor, to
-
-    def reset(self, mask=None) -> None:
-        self.executor.reset(mask)
-
-    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        return self.executor.act({k: v[:, -self.to :] for k, v in obs.items()})
-
-
 @torch.no_grad()
 def evaluate_with_errors(
     policy,
@@ -113,7 +100,7 @@ def evaluate_with_errors(
         errors.append(_clip(mine[:, 0], bounds) - theirs)
 
     def factory(n: int, wave: int):
-        return _LastFrames(build_executor(exec_cfg, policy, n, generator=gen), policy.obs_horizon)
+        return LastFrames(build_executor(exec_cfg, policy, n, generator=gen), policy.obs_horizon)
 
     records = rollout(
         factory, task, n_episodes, n_envs, seed_start, to, progress=progress, desc="eval", on_step=on_step
@@ -129,14 +116,11 @@ def mse(errors: np.ndarray) -> float:
 def write_ledger(rows: list[dict[str, Any]], path: str | Path) -> None:
     """The whole table, rewritten atomically from the run's progress (so a resumed run never
     holds a duplicate or half-written row)."""
-    path = Path(path)
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", newline="") as f:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
         w.writeheader()
         for r in rows:
             w.writerow({k: _fmt(r.get(k)) for k in COLUMNS})
-    os.replace(tmp, path)
 
 
 def _fmt(v: Any) -> Any:
@@ -201,7 +185,8 @@ def plot_ledgers(rows: list[dict[str, Any]], path: str | Path, title: str = "") 
         fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
     return path
 

@@ -13,35 +13,10 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from robolearn.algos.acting import ExpertActs, run_episode
+from robolearn.algos.labelers import ScriptedLabeler
 from robolearn.data.replay_buffer import ReplayBuffer
 from robolearn.errors import ConfigError
-
-
-def run_expert_episode(
-    task, env, expert, seed: int, noise: float | np.ndarray, rng: np.random.Generator, stop_on_success: bool = True
-) -> tuple[dict[str, np.ndarray], bool, float]:
-    """One episode of expert (+ noise) control. Returns (episode arrays, success, max score)."""
-    obs, info = env.reset(seed=seed)
-    expert.reset(env)
-    lo, hi = task.spec.action_low, task.spec.action_high
-    steps: dict[str, list] = {k: [] for k in obs}
-    steps["action"], steps["exec_action"] = [], []
-    success, max_score = False, -np.inf
-    while True:
-        a = np.asarray(expert.act(env), dtype=np.float32)
-        executed = a
-        if np.any(np.asarray(noise) > 0):
-            executed = np.clip(a + rng.normal(size=a.shape) * noise, lo, hi).astype(np.float32)
-        for k, v in obs.items():
-            steps[k].append(v)
-        steps["action"].append(a)
-        steps["exec_action"].append(executed)
-        obs, _, term, trunc, info = env.step(executed)
-        max_score = max(max_score, float(info.get("score", 0.0)))
-        success = success or bool(info.get("is_success", False))
-        if term or trunc or (success and stop_on_success):
-            break
-    return {k: np.stack(v) for k, v in steps.items()}, success, max_score
 
 
 def collect(
@@ -58,9 +33,10 @@ def collect(
     """Run the task's expert for ``n_episodes`` seeded episodes and write them to ``out``.
 
     Failed expert episodes are dropped unless ``keep_failures`` (they are still counted)."""
-    expert = task.expert()
-    if expert is None:
+    if task.expert() is None:
         raise ConfigError(f"task {task.spec.name!r} has no scripted expert; its demonstrations come from a dataset")
+    labeler = ScriptedLabeler(task, horizon=1)
+    strategy = ExpertActs(noise=float(noise) if noise > 0 else None)
     if n_episodes < 1:
         raise ConfigError(f"--episodes: expected >= 1, got {n_episodes}")
     out = Path(out)
@@ -75,7 +51,9 @@ def collect(
     bar = tqdm(range(n_episodes), desc=f"collect {task.spec.name}", disable=not progress, dynamic_ncols=True)
     try:
         for i in bar:
-            ep, ok, _ = run_expert_episode(task, env, expert, seed_start + i, noise, rng)
+            (ep,), st = run_episode(task, env, labeler, seed_start + i, strategy, rng, chunk_labels=False)
+            ep.pop("expert_acted")  # always the expert here
+            ok = st["success"]
             n_succ += ok
             # counted before it is written: a kill between the two leaves episodes_run one ahead of the
             # episodes stored (an episode that ran and was lost), never behind them

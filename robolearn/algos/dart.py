@@ -21,14 +21,15 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from robolearn.algos.dagger import Actor, run_rounds
+from robolearn.algos.acting import ExpertActs
+from robolearn.algos.rounds import run_rounds
 from robolearn.errors import ConfigError
 
 
 def noise_from_errors(
     cov: np.ndarray, kind: str = "full", scale: float = 1.0, max_std: float | None = None
 ) -> tuple[np.ndarray | float, float]:
-    """Noise for ``Actor.noise`` from an error covariance (A, A), and its mean std (ledger).
+    """Noise for ``ExpertActs.noise`` from an error covariance (A, A), and its mean std (ledger).
 
     ``full``: a Cholesky factor (correlated noise, as in the paper); ``diag``: independent
     per-dim stds; ``isotropic``: one std, sqrt(trace / A). ``max_std`` caps the largest
@@ -50,17 +51,15 @@ def noise_from_errors(
     raise ConfigError(f"algo.noise_kind: expected full | diag | isotropic, found {kind!r}")
 
 
-def dart_plan(r: int, history: list[dict], algo) -> Actor:
+def dart_plan(r: int, history: list[dict], algo) -> ExpertActs:
     """Iteration 0: the expert with ``noise_init`` (0 = clean BC demos). Iteration r: noise
     shaped like the iteration r-1 learner's error on held-out expert states."""
     if r == 0:
-        s = float(algo.get("noise_init", 0.0))
-        return Actor("expert", noise=s if s > 0 else None, record={"noise_std": s})
+        s = float(algo.noise_init)
+        return ExpertActs(noise=s if s > 0 else None, record={"noise_std": s})
     cov = np.asarray(history[-1]["error_cov"])
-    noise, std = noise_from_errors(
-        cov, str(algo.get("noise_kind", "full")), float(algo.get("noise_scale", 1.0)), algo.get("noise_max")
-    )
-    return Actor("expert", noise=noise, record={"noise_std": std})
+    noise, std = noise_from_errors(cov, str(algo.noise_kind), float(algo.noise_scale), algo.noise_max)
+    return ExpertActs(noise=noise, record={"noise_std": std})
 
 
 def run_dart(cfg: DictConfig, run_dir: str | Path, progress: bool = True, dist=None) -> dict:

@@ -6,9 +6,24 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from robolearn.algos.dagger import run_dagger
-from robolearn.algos.dart import run_dart
+from robolearn.algos.dagger import dagger_plan
+from robolearn.algos.dart import dart_plan
+from robolearn.algos.hg_dagger import hg_dagger_plan
+from robolearn.algos.rounds import demos_only, run_rounds
 from robolearn.errors import ConfigError
+
+# who drives each round, by algo.name (round 0 is always clean expert demonstrations)
+PLANS = {"bc": demos_only, "dagger": dagger_plan, "hg_dagger": hg_dagger_plan, "dart": dart_plan}
+
+
+def run_interactive(cfg, run_dir: str | Path, progress: bool = True, dist=None) -> dict:
+    """The rounds of ``cfg.algo.name`` (bc in rounds | dagger | hg_dagger | dart); resumable."""
+    name = str(cfg.algo.name)
+    if name not in PLANS or "rounds" not in cfg.algo:
+        raise ConfigError(
+            f"algo={cfg.algo.get('_name', name)}: expected an interactive algo config with rounds ({' | '.join(PLANS)})"
+        )
+    return run_rounds(cfg, run_dir, PLANS[name], progress, dist)
 
 
 def main(
@@ -32,7 +47,7 @@ def main(
     run_dir = None
     try:
         cfg = compose(overrides)
-        if str(cfg.algo.name) not in ("dagger", "hg_dagger", "dart", "bc") or "rounds" not in cfg.algo:
+        if str(cfg.algo.name) not in PLANS or "rounds" not in cfg.algo:
             raise ConfigError(
                 f"algo={cfg.algo._name}: expected an interactive algo config with rounds (dagger | hg_dagger | dart)"
             )
@@ -49,8 +64,7 @@ def main(
                 "run_dir: expected an explicit run_dir under torchrun (ranks must agree on it), found none"
             )
         try:
-            runner = run_dart if str(cfg.algo.name) == "dart" else run_dagger
-            prog = runner(cfg, run_dir, progress=dist.is_main, dist=dist if dist.world > 1 else None)
+            prog = run_interactive(cfg, run_dir, progress=dist.is_main, dist=dist if dist.world > 1 else None)
         finally:
             dist.close()
         if not dist.is_main:

@@ -9,7 +9,7 @@ All index arithmetic happens once, in ``__init__``: a batch is one ``take`` per 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -77,14 +77,6 @@ class WindowSampler:
         if len(self) == 0:
             raise DataError("sampler: no windows to sample (0 episodes selected)")
         return self.sample(rng.integers(0, len(self), size=batch_size))
-
-    def batches(
-        self, batch_size: int, rng: np.random.Generator, device: str | torch.device = "cpu"
-    ) -> Iterator[dict[str, Any]]:
-        """Endless random batches as torch tensors on ``device`` (what a training loop pulls)."""
-        device = torch.device(device)
-        while True:
-            yield to_torch(self.random_batch(batch_size, rng), device)
 
 
 def _as_model_dtype(x: np.ndarray) -> np.ndarray:

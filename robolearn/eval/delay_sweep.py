@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from robolearn.config import write_json
+from robolearn.atomic import atomic_path, write_json
 from robolearn.eval.metrics import summarize
 from robolearn.eval.rollout import rollout, wave_generator
 from robolearn.execution import build_executor
@@ -121,5 +121,6 @@ def plot_sweep(rows: list[dict[str, Any]], path: str | Path) -> None:
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)

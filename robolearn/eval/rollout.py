@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from robolearn.config import write_json
+from robolearn.atomic import write_json
 from robolearn.eval.env_batch import EnvBatch
 from robolearn.eval.metrics import summarize
 from robolearn.eval.smoothness import smoothness
@@ -65,6 +65,7 @@ def rollout(
     on_step: Callable | None = None,
     workers: int = 0,
     waves: list[int] | None = None,
+    venv: EnvBatch | None = None,
 ) -> list[dict]:
     """Run ``n_episodes`` and return one record per episode.
 
@@ -74,13 +75,23 @@ def rollout(
     policy, or an expert adapter; built per wave, so a wave's results never depend on which
     other waves ran before it in this process. ``on_step(venv, obs, actions, alive)``
     lets interactive algorithms (DAgger) see every visited state (in-process envs only).
-    ``workers`` > 1 steps the envs in that many processes (same per-episode results).
+    ``workers`` > 1 steps the envs in that many processes (same per-episode results). ``venv``: envs
+    the caller made and keeps (this loop does not close them): collection and DAgger run one live env
+    whose simulator state their labelers read between steps.
+
+    This is the one rollout loop of robolearn: evaluation drives it with an Executor, collection and
+    the interactive algorithms with a ``robolearn.algos.acting.Driver`` (who acts, who labels, what
+    noise, what is recorded).
     """
     n_envs = max(1, min(n_envs, n_episodes))
     n_videos = min(n_videos, n_envs) if video_dir else 0
     if on_step is not None:
         workers = 0  # on_step reads the live env objects
-    venv = make_env_batch(task, n_envs, n_render=n_videos, workers=workers)
+    owned = venv is None
+    if owned:
+        venv = make_env_batch(task, n_envs, n_render=n_videos, workers=workers)
+    elif venv.num_envs != n_envs:
+        raise ValueError(f"rollout: venv holds {venv.num_envs} envs, expected n_envs={n_envs}")
     hist = ObsHistory(obs_horizon)
     records: list[dict] = []
     all_waves = list(range(-(-n_episodes // n_envs)))
@@ -151,7 +162,8 @@ def rollout(
                     write_video(fr, Path(video_dir) / f"episode_{seeds[i]}.mp4", fps=task.spec.extra.get("fps", 10))
     finally:
         bar.close()
-        venv.close()
+        if owned:
+            venv.close()
     return records
 
 

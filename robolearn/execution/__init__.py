@@ -11,6 +11,7 @@ from typing import Any
 
 from robolearn.errors import ConfigError
 from robolearn.execution.base import Executor
+from robolearn.execution.bid import BidirectionalDecoding
 from robolearn.execution.ensemble import TemporalEnsemble
 from robolearn.execution.realtime import NaiveAsync, RealTimeChunking, rtc_weights
 from robolearn.execution.receding import RecedingHorizon
@@ -20,6 +21,7 @@ EXECUTORS: dict[str, type[Executor]] = {
     "ensemble": TemporalEnsemble,
     "naive_async": NaiveAsync,
     "rtc": RealTimeChunking,
+    "bid": BidirectionalDecoding,
 }
 
 
@@ -45,6 +47,7 @@ def build_executor(cfg: dict[str, Any] | None, policy, n_envs: int, generator=No
 
 __all__ = [
     "EXECUTORS",
+    "BidirectionalDecoding",
     "Executor",
     "NaiveAsync",
     "RealTimeChunking",

@@ -28,6 +28,12 @@ from robolearn.execution.base import select_obs
 from robolearn.execution.delay import ChunkSchedule, check_window, probe_generator
 
 
+def pending_prefix(prev: np.ndarray, s: int) -> np.ndarray:
+    """What the previous chunk (b, H, A), requested s steps earlier, plans for the new chunk's
+    steps: its remaining H - s actions, then its last action repeated (weight 0 there)."""
+    return np.concatenate([prev[:, s:], np.repeat(prev[:, -1:], s, axis=1)], axis=1)
+
+
 def rtc_weights(H: int, s: int, d: int) -> np.ndarray:
     """The RTC soft mask (eq. 5 of the paper), (H,) float32 in [0, 1].
 
@@ -63,7 +69,7 @@ class RealTimeChunking(ChunkSchedule):
             return super()._request(obs, idx, first)
         k = self.t[idx] // self.s
         prev = self.buf[idx, (k - 1) % self.ring]  # (b, H, A), time base t - s
-        prefix = np.concatenate([prev[:, self.s :], np.repeat(prev[:, -1:], self.s, axis=1)], axis=1)
+        prefix = pending_prefix(prev, self.s)
         return np.asarray(
             self.policy.predict_chunk(
                 select_obs(obs, idx), prefix=prefix, prefix_weights=self.weights, generator=self.generator

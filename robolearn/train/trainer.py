@@ -18,6 +18,7 @@ import math
 import os
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from robolearn.config import save_config, to_dict, write_json
+from robolearn.atomic import atomic_path, write_json
+from robolearn.config import save_config, to_dict
 from robolearn.data.dataset import load_dataset, train_val_split
 from robolearn.data.normalizer import Normalizer
 from robolearn.data.sampler import WindowSampler
@@ -295,7 +297,7 @@ def train(
     run_dir = Path(run_dir)
     algo = cfg.algo
     plan = eval_plan(cfg)  # bad evaluation settings fail before anything is written
-    device = pick_device(str(cfg.get("device", "auto")))
+    device = pick_device(str(cfg.device))
     dist = dist or distributed.Dist()
     batch_size = int(algo.batch_size)
     if batch_size % dist.world:
@@ -376,25 +378,8 @@ def train(
                 _Loss(policy), device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
             )
         try:
-            return _loop(
-                cfg,
-                run_dir,
-                progress,
-                data,
-                policy,
-                model,
-                ema,
-                opt,
-                sched,
-                rng,
-                start,
-                steps,
-                local_batch,
-                plan,
-                dist,
-                device,
-                resume_file,
-            )
+            state = RunState(policy, model, ema, opt, sched, rng, start, steps, local_batch, resume_file)
+            return _loop(cfg, run_dir, progress, data, state, plan, dist, device)
         except RuntimeError as e:
             if dist.active and _is_comm_error(e):
                 raise distributed.lost_rank_error(dist, e) from None
@@ -408,7 +393,7 @@ def make_optimizer(policy: torch.nn.Module, algo) -> torch.optim.Optimizer:
     """AdamW; fused (one kernel for the whole update: 7-11% faster training steps on CPU,
     tools/profile_train_step.py) unless ``algo.fused_optimizer`` is off or the device lacks it."""
     kw = dict(lr=float(algo.lr), betas=tuple(algo.betas), weight_decay=float(algo.weight_decay))
-    if algo.get("fused_optimizer", False):
+    if algo.fused_optimizer:
         try:
             return torch.optim.AdamW(policy.parameters(), fused=True, **kw)
         except (RuntimeError, TypeError):
@@ -421,26 +406,29 @@ def _is_comm_error(e: BaseException) -> bool:
     return any(w in text for w in ("gloo", "nccl", "connection", "timed out", "timeout", "peer", "distbackend"))
 
 
-def _loop(
-    cfg,
-    run_dir,
-    progress,
-    data,
-    policy,
-    model,
-    ema,
-    opt,
-    sched,
-    rng,
-    start,
-    steps,
-    local_batch,
-    plan,
-    dist,
-    device,
-    resume_file,
-) -> Path:
+@dataclass
+class RunState:
+    """What the training loop advances: the policy (and its DDP wrapper ``model``, the policy
+    itself in one process), the EMA copy, optimizer, schedule and window stream, from step
+    ``start`` to ``steps``, ``local_batch`` windows per step on this rank; ``resume_file`` holds it
+    for an exact resume."""
+
+    policy: ChunkPolicy
+    model: torch.nn.Module
+    ema: ChunkPolicy
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    rng: np.random.Generator
+    start: int
+    steps: int
+    local_batch: int
+    resume_file: Path
+
+
+def _loop(cfg, run_dir: Path, progress: bool, data, run: RunState, plan, dist, device) -> Path:
     algo = cfg.algo
+    policy, model, ema, opt, sched, rng = run.policy, run.model, run.ema, run.opt, run.sched, run.rng
+    start, steps, local_batch, resume_file = run.start, run.steps, run.local_batch, run.resume_file
     main = dist.is_main
     writer = None
     if main:
@@ -616,7 +604,8 @@ def plot_evals(history: list[dict[str, Any]], path: Path, title: str = "") -> No
     axes[0].legend(loc="lower right")
     fig.suptitle(f"{title}: {rows[-1]['eval_episodes']} evaluation episodes each (EMA weights)")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
 
 
@@ -689,8 +678,6 @@ def _save_resume(path: Path, policy, ema, opt, sched, step: int, rngs: list[tupl
     """Training state for exact resume; loaded with ``weights_only=True`` (no arbitrary code).
     ``rngs``: every rank's (numpy, torch) generator state; a world of one keeps the single-process
     layout."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
     state = {
         "model": policy.state_dict(),
         "ema": ema.state_dict(),
@@ -702,8 +689,8 @@ def _save_resume(path: Path, policy, ema, opt, sched, step: int, rngs: list[tupl
         state.update(np_rng=rngs[0][0], torch_rng=rngs[0][1])
     else:
         state.update(world_size=len(rngs), np_rng_ranks=[r[0] for r in rngs], torch_rng_ranks=[r[1] for r in rngs])
-    torch.save(state, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def _read_history(run_dir: Path) -> list[dict[str, float]]:
@@ -732,5 +719,6 @@ def plot_history(history: list[dict[str, float]], path: Path) -> None:
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
