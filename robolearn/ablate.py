@@ -213,6 +213,7 @@ def _eval_cell(exp: DictConfig, variant: str, cfg: DictConfig, ckpt: Path, cell_
         n_videos=0,
         progress=progress,
         seed=int(cfg.seed),
+        action_noise=float(cfg.eval.action_noise),
     )
     shutil.rmtree(cell_dir, ignore_errors=True)
     tmp.rename(cell_dir)  # metrics.json appears with the finished cell, never half-written

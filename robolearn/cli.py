@@ -94,13 +94,14 @@ def cmd_train(a) -> int:
                 dict(cfg.exec),
                 run_dir / "eval",
                 dist,
+                float(cfg.eval.action_noise),
             )
         return 0
     finally:
         dist.close()
 
 
-def _eval_and_print(ckpt, episodes, n_envs, seed_start, videos, exec_cfg, out_dir, dist=None) -> int:
+def _eval_and_print(ckpt, episodes, n_envs, seed_start, videos, exec_cfg, out_dir, dist=None, action_noise=0.0) -> int:
     from robolearn.eval.rollout import evaluate_policy
     from robolearn.policy import ChunkPolicy
     from robolearn.train.trainer import pick_device
@@ -118,6 +119,7 @@ def _eval_and_print(ckpt, episodes, n_envs, seed_start, videos, exec_cfg, out_di
         seed_start=seed_start,
         n_videos=videos,
         dist=dist,
+        action_noise=action_noise,
     )
     if m is not None:  # rank 0 (or a single process) reports
         from robolearn.eval.metrics import results_table
@@ -142,6 +144,9 @@ def cmd_eval(a) -> int:
     from robolearn.config import load_group
     from robolearn.errors import ConfigError
 
+    if not 0 <= a.action_noise < 10:
+        raise ConfigError(f"--action-noise: expected a number >= 0 (std in half action ranges), found {a.action_noise}")
+
     ckpt = Path(a.checkpoint)
     if (ckpt / "checkpoints" / "last").is_dir():
         ckpt = ckpt / "checkpoints" / "last"
@@ -160,7 +165,9 @@ def cmd_eval(a) -> int:
         out = Path(a.out) if a.out else ckpt.parent.parent / "eval" / execs[0].get("name", "exec")
         dist = _dist()
         try:
-            return _eval_and_print(ckpt, a.episodes, a.n_envs, a.seed_start, a.videos, execs[0], out, dist)
+            return _eval_and_print(
+                ckpt, a.episodes, a.n_envs, a.seed_start, a.videos, execs[0], out, dist, a.action_noise
+            )
         finally:
             dist.close()
     return _delay_sweep(ckpt, execs, a)
@@ -181,7 +188,15 @@ def _delay_sweep(ckpt: Path, execs: list[dict], a) -> int:
     task = _task_from(t.get("name"), dict(t.get("kwargs") or {}))
     out = Path(a.out) if a.out else ckpt.parent.parent / "eval" / "delay_sweep"
     rows = sweep(
-        policy, task, execs, delays, n_episodes=a.episodes, n_envs=a.n_envs, seed_start=a.seed_start, out_dir=out
+        policy,
+        task,
+        execs,
+        delays,
+        n_episodes=a.episodes,
+        n_envs=a.n_envs,
+        seed_start=a.seed_start,
+        out_dir=out,
+        action_noise=a.action_noise,
     )
     print(f"| {'executor':<24} | delay | success | 95% CI       | max score | jerk   | boundary jump |")
     print(f"|{'-' * 26}|-------|---------|--------------|-----------|--------|---------------|")
@@ -386,6 +401,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument(
         "--delays", default=None, help="simulated inference delays in env steps, e.g. 0,1,2,4: a sweep table + plot"
+    )
+    e.add_argument(
+        "--action-noise",
+        type=float,
+        default=0.0,
+        help="execution noise: Gaussian, std in half action ranges, added to every executed action (seeded)",
     )
     e.add_argument("--out", default=None)
     e.add_argument("overrides", nargs="*", help="exec options for every executor, e.g. s=4 delay=2")

@@ -44,6 +44,7 @@ DEFAULTS: dict[str, Any] = {
         "seed_start": 100_000,
         "videos": 2,
         "workers": "auto",
+        "action_noise": 0.0,
     },  # evaluation env processes: auto (when cores are free) | 0 | N
 }
 
@@ -212,7 +213,10 @@ def changed_settings(cfg: DictConfig, saved_path: str | Path) -> list[str]:
     if not saved_path.is_file():
         return []
     old, new = _flat(to_dict(load_yaml(saved_path))), _flat(to_dict(cfg))
-    keys = sorted(set(old) | set(new))
+    defaults = _flat(DEFAULTS)
+    # a top-level option added by a newer robolearn, at its default, is not a change the user made
+    new_default = {k for k in set(new) - set(old) if k in defaults and new[k] == defaults[k]}
+    keys = sorted((set(old) | set(new)) - new_default)
     return [
         f"{k}: {old.get(k, '(absent)')} -> {new.get(k, '(absent)')}"
         for k in keys

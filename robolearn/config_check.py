@@ -61,6 +61,10 @@ RULES: dict[str, Callable[[Any], str | None]] = {
     "eval.n_envs": POS_INT,
     "eval.seed_start": NONNEG_INT,
     "eval.videos": NONNEG_INT,
+    "eval.action_noise": _rule(
+        lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 10,
+        "a number >= 0 (std of execution noise, in half action ranges)",
+    ),
     "eval.workers": _rule(lambda v: v == "auto" or (_int(v) and v >= 0), "auto or an int >= 0"),
     "policy.obs_horizon": POS_INT,
     "policy.horizon": POS_INT,

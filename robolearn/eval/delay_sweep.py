@@ -38,6 +38,7 @@ def sweep(
     seed: int = 0,
     out_dir: str | Path | None = None,
     progress: bool = True,
+    action_noise: float = 0.0,
 ) -> list[dict[str, Any]]:
     """One row per (executor, delay): success stats plus mean jerk, boundary jump and step change.
 
@@ -64,6 +65,8 @@ def sweep(
             policy.obs_horizon,
             progress=progress,
             desc=f"{label} d={d}",
+            action_noise=action_noise,
+            noise_seed=seed,
         )
         rows.append({"executor": label, "delay": d, **summarize(records)})
     if out_dir:
@@ -75,6 +78,7 @@ def sweep(
                 "delays": list(delays),
                 "episodes": n_episodes,
                 "seed_start": seed_start,
+                "action_noise": action_noise,
             },
             out_dir / "delay_sweep.json",
         )

@@ -16,6 +16,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from robolearn.atomic import write_json
+from robolearn.errors import ConfigError
 from robolearn.eval.env_batch import EnvBatch
 from robolearn.eval.metrics import summarize
 from robolearn.eval.smoothness import smoothness
@@ -66,6 +67,8 @@ def rollout(
     workers: int = 0,
     waves: list[int] | None = None,
     venv: EnvBatch | None = None,
+    action_noise: float = 0.0,
+    noise_seed: int = 0,
 ) -> list[dict]:
     """Run ``n_episodes`` and return one record per episode.
 
@@ -79,6 +82,12 @@ def rollout(
     the caller made and keeps (this loop does not close them): collection and DAgger run one live env
     whose simulator state their labelers read between steps.
 
+    ``action_noise`` > 0 perturbs every executed action with Gaussian noise of that std times half
+    the action range, clipped to the range (execution noise, as in the RTC benchmark); the policy
+    and the metrics see the commanded action, the env the perturbed one. Seeded by (``noise_seed``,
+    first seed of the wave): the same episodes get the same noise whatever the executor, the
+    number of processes or the waves that ran before.
+
     This is the one rollout loop of robolearn: evaluation drives it with an Executor, collection and
     the interactive algorithms with a ``robolearn.algos.acting.Driver`` (who acts, who labels, what
     noise, what is recorded).
@@ -87,6 +96,9 @@ def rollout(
     n_videos = min(n_videos, n_envs) if video_dir else 0
     if on_step is not None:
         workers = 0  # on_step reads the live env objects
+    if not (np.isfinite(action_noise) and action_noise >= 0):
+        raise ConfigError(f"eval.action_noise: expected a finite number >= 0, found {action_noise}")
+    half_range = (np.asarray(task.spec.action_high) - np.asarray(task.spec.action_low)) / 2
     owned = venv is None
     if owned:
         venv = make_env_batch(task, n_envs, n_render=n_videos, workers=workers)
@@ -109,6 +121,7 @@ def rollout(
             seeds = [seed_start + wave_start + i for i in range(n_envs)]
             obs, info = venv.reset(seed=seeds)
             hist.reset(obs)
+            noise_rng = np.random.default_rng([noise_seed, seeds[0]])
             actor = act_fn_factory(n_envs, wave)
             actor.reset()
             alive = np.arange(n_envs) < n_live
@@ -126,7 +139,12 @@ def rollout(
                 switched = np.asarray(getattr(actor, "last_switch", np.zeros(n_envs, bool)), bool)
                 if on_step is not None:
                     on_step(venv, hist.buf, act, alive.copy())
-                obs, _, term, trunc, info = venv.step(act, alive)
+                executed = act
+                if action_noise > 0:
+                    z = noise_rng.standard_normal(act.shape)
+                    executed = np.clip(act + action_noise * half_range * z, task.spec.action_low, task.spec.action_high)
+                    executed = executed.astype(np.float32)
+                obs, _, term, trunc, info = venv.step(executed, alive)
                 hist.push(obs)
                 for i in range(len(frames)):
                     if alive[i]:
@@ -198,6 +216,7 @@ def evaluate_policy(
     seed: int = 0,
     workers: int = 0,
     dist=None,
+    action_noise: float = 0.0,
 ) -> dict | None:
     """Roll a policy out through an executor; write metrics.json (and videos) to ``out_dir``.
 
@@ -221,6 +240,8 @@ def evaluate_policy(
         progress=progress and rank == 0,
         workers=workers,
         waves=[w for w in range(n_waves) if w % world == rank],
+        action_noise=action_noise,
+        noise_seed=seed,
     )
     if world > 1:
         shards = dist.gather(records)
@@ -230,6 +251,7 @@ def evaluate_policy(
     metrics = summarize(records)
     metrics["seed_start"] = seed_start
     metrics["exec"] = exec_cfg
+    metrics["action_noise"] = action_noise
     if out_dir:
         write_json({"summary": metrics, "episodes": records}, Path(out_dir) / "metrics.json")
     return metrics

@@ -128,6 +128,7 @@ def eval_plan(cfg) -> dict[str, Any] | None:
         "n_envs": int(ev.n_envs),
         "seed_start": int(ev.seed_start),
         "workers": workers,
+        "action_noise": float(ev.action_noise),
         "task": make_task_from(cfg),
         "exec": to_dict(cfg.exec),
     }
@@ -547,6 +548,7 @@ def evaluate_during_training(ema: ChunkPolicy, plan: dict[str, Any], dist=None) 
         progress=False,
         workers=eval_workers(plan["workers"]),
         dist=dist,
+        action_noise=plan["action_noise"],
     )
     torch.set_rng_state(state)
     if m is None:
