@@ -10,7 +10,16 @@ from envs.base import Expert, ObsSpec, Task, TaskSpec
 from robolearn.errors import ConfigError
 
 _FETCH = ("fetch_reach", "fetch_push", "fetch_pick_place")
-_NAMES = ("pusht", "pusht_keypoints", "pusht_image", *_FETCH, *(f"{n}_image" for n in _FETCH))
+_DYNAMIC = ("cartpole", "catch")
+_NAMES = (
+    "pusht",
+    "pusht_keypoints",
+    "pusht_image",
+    *_FETCH,
+    *(f"{n}_image" for n in _FETCH),
+    *_DYNAMIC,
+    *(f"{n}_image" for n in _DYNAMIC),
+)
 
 __all__ = ["Expert", "ObsSpec", "Task", "TaskSpec", "make_task", "task_names"]
 
@@ -36,6 +45,11 @@ def make_task(name: str, **kwargs: Any) -> Task:
         if kwargs.get("obs", "image") != "image":
             raise ConfigError(f"task {name}: obs must be 'image', got {kwargs['obs']!r}")
         kwargs = {**kwargs, "obs": "image"}
+    if base in _DYNAMIC:
+        from envs.dynamic import CartPoleTask, CatchTask
+
+        cls = CartPoleTask if base == "cartpole" else CatchTask
+        return cls(**_checked(name, cls, kwargs))
     if base == "pusht":
         from envs.pusht import PushTTask
 

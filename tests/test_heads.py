@@ -38,8 +38,21 @@ HEADS = {
     "flow_tf": ("flow", dict(TINY_TF, time_sampling="beta"), 800),
     "mip_tf": ("mip", dict(TINY_TF), 400),
     "shortcut_1step": ("shortcut", dict(TINY_UNET, num_steps=1, max_steps=8), 800),
+    # training-time prefix conditioning: up to 2 leading steps given clean (loss masked), a mask channel
+    "flow_prefix": ("flow", dict(TINY_UNET, prefix_conditioning=2), 500),
+    "diffusion_prefix": ("diffusion", dict(TINY_UNET, prediction_type="sample", prefix_conditioning=2), 500),
 }
-MULTIMODAL = ["mdn", "autoregressive", "diffusion_unet", "diffusion_tf", "flow_unet", "flow_tf", "shortcut_1step"]
+MULTIMODAL = [
+    "mdn",
+    "autoregressive",
+    "diffusion_unet",
+    "diffusion_tf",
+    "flow_unet",
+    "flow_tf",
+    "shortcut_1step",
+    "flow_prefix",
+    "diffusion_prefix",
+]
 
 
 def toy_chunks(n: int, g: torch.Generator) -> torch.Tensor:
@@ -147,6 +160,25 @@ def test_inpainting_follows_the_prefix(trained, name, sign):
         assert follow >= 0.8, f"{name}/{inpaint}: only {follow:.2f} of free steps follow the prefix's mode"
     if variants[0]:
         head.inpaint = "guided"
+
+
+@pytest.mark.parametrize("name", ["flow_prefix", "diffusion_prefix"])
+def test_prefix_conditioning_costs_a_plain_chunk(trained, name):
+    """A given prefix is an input, not a guidance target: sampling with it makes exactly the network
+    calls of a plain sample and no backward pass; more frozen steps than trained is one clear line."""
+    head = trained[name]
+    calls = []
+    hook = head.net.register_forward_hook(lambda m, i, o: calls.append(torch.is_grad_enabled()))
+    try:
+        draw(head, n=8)
+        plain = len(calls)
+        calls.clear()
+        draw(head, n=8, prefix=torch.full((8, H, A), C), prefix_weights=torch.tensor([1.0, 1.0, 0.5, 0.0]))
+        assert len(calls) == plain and not any(calls)
+    finally:
+        hook.remove()
+    with pytest.raises(ConfigError, match="prefix_conditioning"):
+        draw(head, n=2, prefix=torch.zeros(2, H, A), prefix_weights=torch.tensor([1.0, 1.0, 1.0, 0.0]))
 
 
 @pytest.mark.parametrize("sign", [1.0, -1.0])
@@ -290,6 +322,9 @@ BAD = [
     ("flow", dict(time_sampling="logit_normal")),
     ("flow", dict(init_noise="uniform")),
     ("flow", dict(guidance_beta=-1.0)),
+    ("flow", dict(prefix_conditioning=-1)),
+    ("flow", dict(prefix_conditioning=H)),
+    ("diffusion", dict(prefix_conditioning=1.5)),
     ("flow", dict(beta_a=0.0, time_sampling="beta")),
     ("flow", dict(denoiser="transformer", d_model=30, n_heads=4)),
     ("mip", dict(num_steps=0)),

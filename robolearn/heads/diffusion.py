@@ -25,6 +25,9 @@ Inpainting (prefix / prefix_weights), ``inpaint``:
 - ``replace``: after every solver step, frozen steps (W >= 0.5) are overwritten with the prefix noised
   to the next step's level (Diffusion Policy's inpainting); the last step leaves them exact.
   Soft weights below 0.5 are ignored.
+- ``prefix_conditioning: N`` (training-time): in training a uniform number of leading steps in
+  0..N is given clean, with a mask channel, their loss masked out; at inference the frozen steps
+  (W >= 0.999) are given, nothing guided: a chunk with a prefix costs a plain chunk.
 """
 
 from __future__ import annotations
@@ -33,7 +36,16 @@ import torch
 
 from robolearn.errors import ConfigError
 from robolearn.heads.base import ActionHead, check_prefix, register_head
-from robolearn.nets.denoiser import build_denoiser, masked_mse, rtc_guidance, rtc_weight
+from robolearn.nets.denoiser import (
+    build_denoiser,
+    check_prefix_conditioning,
+    frozen_steps,
+    given_prefix,
+    masked_mse,
+    random_prefix,
+    rtc_guidance,
+    rtc_weight,
+)
 
 FROZEN_GUIDED = 0.999
 FROZEN_REPLACE = 0.5
@@ -57,6 +69,7 @@ class DiffusionHead(ActionHead):
         clip_sample: bool = True,
         inpaint: str = "guided",
         guidance_beta: float = 5.0,
+        prefix_conditioning: int = 0,
         **net_options,
     ):
         super().__init__(cond_dim, horizon, action_dim)
@@ -97,7 +110,9 @@ class DiffusionHead(ActionHead):
             self.solver = DDIMScheduler(**common, clip_sample=False, set_alpha_to_one=True, timestep_spacing="trailing")
         else:
             self.solver = DPMSolverMultistepScheduler(**common, algorithm_type="dpmsolver++", solver_order=2)
-        self.net = build_denoiser(denoiser, action_dim, horizon, cond_dim, **net_options)
+        self.prefix_max = check_prefix_conditioning(prefix_conditioning, horizon)
+        extra = 1 if self.prefix_max else 0
+        self.net = build_denoiser(denoiser, action_dim, horizon, cond_dim, in_extra=extra, **net_options)
 
     def loss(self, cond, actions, mask=None):
         B = actions.shape[0]
@@ -105,11 +120,19 @@ class DiffusionHead(ActionHead):
         ab = self.alphas_cumprod[k].to(actions.dtype)[:, None, None]
         noise = torch.randn_like(actions)
         x = ab.sqrt() * actions + (1 - ab).sqrt() * noise
-        pred = self.net(x, k.to(actions.dtype) / self.T, cond)
-        return {"loss": masked_mse(pred, noise if self.prediction_type == "epsilon" else actions, mask)}
+        target = noise if self.prediction_type == "epsilon" else actions
+        if not self.prefix_max:
+            return {"loss": masked_mse(self.net(x, k.to(actions.dtype) / self.T, cond), target, mask)}
+        given = random_prefix(B, self.horizon, self.prefix_max, actions.device)
+        pred = self.net(given_prefix(x, actions, given), k.to(actions.dtype) / self.T, cond)
+        keep = ~given if mask is None else mask & ~given  # no loss on the steps that were given
+        return {"loss": masked_mse(pred, target, keep)}
 
-    def _x0(self, x: torch.Tensor, k: int, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.net(x, cond.new_full((x.shape[0],), k / self.T), cond)
+    def _x0(
+        self, x: torch.Tensor, k: int, cond: torch.Tensor, given=None, prefix=None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        inp = x if given is None else given_prefix(x, prefix, given)
+        out = self.net(inp, cond.new_full((x.shape[0],), k / self.T), cond)
         if self.prediction_type == "sample":
             return out, out
         ab = self.alphas_cumprod[k]
@@ -123,9 +146,16 @@ class DiffusionHead(ActionHead):
         x = torch.randn(shape, generator=generator, device=cond.device, dtype=cond.dtype)
         self.solver.set_timesteps(self.num_inference_steps, device=cond.device)
         steps = [int(k) for k in self.solver.timesteps]
-        guided = prefix is not None and self.inpaint == "guided"
+        given = None
+        if self.prefix_max:  # a prefix is given to the network, never guided toward or noised in
+            given = x.new_zeros(shape[:2], dtype=torch.bool)
+            if prefix is not None:
+                given = frozen_steps(w, B, self.prefix_max, FROZEN_GUIDED)
+        guided = prefix is not None and self.inpaint == "guided" and given is None
         for i, k in enumerate(steps):
-            if guided:
+            if given is not None:
+                _, x0 = self._x0(x, k, cond, given, prefix)
+            elif guided:
                 _, x0, g = rtc_guidance(lambda xt: self._x0(xt, k, cond), x, prefix, w)
                 a, s = self.alphas_cumprod[k].sqrt().item(), (1 - self.alphas_cumprod[k]).sqrt().item()
                 x0 = x0 + s * rtc_weight(a / (a + s), self.guidance_beta) * g
@@ -134,11 +164,11 @@ class DiffusionHead(ActionHead):
             if self.clip_sample:
                 x0 = x0.clamp(-1.0, 1.0)
             x = self.solver.step(x0, k, x).prev_sample
-            if prefix is not None and self.inpaint == "replace":
+            if prefix is not None and self.inpaint == "replace" and given is None:
                 ab_next = self.alphas_cumprod[steps[i + 1]] if i + 1 < len(steps) else x.new_tensor(1.0)
                 noise = torch.randn(shape, generator=generator, device=x.device, dtype=x.dtype)
                 noised = ab_next.sqrt() * prefix + (1 - ab_next).sqrt() * noise
                 x = torch.where((w >= FROZEN_REPLACE)[..., None], noised, x)
-        if guided:
+        if guided or (given is not None and prefix is not None):
             x = torch.where((w >= FROZEN_GUIDED)[..., None], prefix, x)
         return x

@@ -16,6 +16,11 @@ v <- v + min(beta, (1-t)/(t r^2)) * J^T ((prefix - x1) * W), J = d x1 / d x_t,
 r^2 = (1-t)^2 / (t^2 + (1-t)^2) (Black, Galliker, Levine 2025). Guidance is soft, so steps
 with W = 1 end close to but not exactly at the prefix; those steps (W >= 0.999) are then
 overwritten with the prefix, so a frozen step is executed exactly as promised.
+
+Training-time prefix conditioning (``prefix_conditioning: N``): in training a uniform number of
+leading steps in 0..N is given clean (their loss masked out), the given-step mask an extra input
+channel of the network; at inference the frozen steps (W >= 0.999) are simply given, the soft
+weights ignored. No vector-Jacobian product: a chunk with a prefix costs what a plain chunk costs.
 """
 
 from __future__ import annotations
@@ -24,7 +29,16 @@ import torch
 
 from robolearn.errors import ConfigError
 from robolearn.heads.base import ActionHead, check_prefix, register_head
-from robolearn.nets.denoiser import build_denoiser, masked_mse, rtc_guidance, rtc_weight
+from robolearn.nets.denoiser import (
+    build_denoiser,
+    check_prefix_conditioning,
+    frozen_steps,
+    given_prefix,
+    masked_mse,
+    random_prefix,
+    rtc_guidance,
+    rtc_weight,
+)
 
 FROZEN = 0.999  # prefix weight at or above which a step is overwritten with the prefix at the end
 
@@ -45,6 +59,7 @@ class FlowHead(ActionHead):
         beta_b: float = 1.0,
         init_noise: str = "gaussian",
         guidance_beta: float = 5.0,
+        prefix_conditioning: int = 0,
         **net_options,
     ):
         super().__init__(cond_dim, horizon, action_dim)
@@ -63,7 +78,9 @@ class FlowHead(ActionHead):
         self.beta_ab = (float(beta_a), float(beta_b))
         self.init_noise = init_noise
         self.guidance_beta = float(guidance_beta)
-        self.net = build_denoiser(denoiser, action_dim, horizon, cond_dim, **net_options)
+        self.prefix_max = check_prefix_conditioning(prefix_conditioning, horizon)
+        extra = 1 if self.prefix_max else 0
+        self.net = build_denoiser(denoiser, action_dim, horizon, cond_dim, in_extra=extra, **net_options)
 
     def _sample_time(self, B: int, device: torch.device) -> torch.Tensor:
         if self.time_sampling == "uniform":
@@ -79,8 +96,13 @@ class FlowHead(ActionHead):
         z = torch.randn_like(actions)
         t = self._sample_time(B, actions.device).to(actions.dtype)
         tt = t[:, None, None]
-        v = self.net((1 - tt) * z + tt * actions, t, cond)
-        return {"loss": masked_mse(v, actions - z, mask)}
+        xt = (1 - tt) * z + tt * actions
+        if not self.prefix_max:
+            return {"loss": masked_mse(self.net(xt, t, cond), actions - z, mask)}
+        given = random_prefix(B, self.horizon, self.prefix_max, actions.device)
+        v = self.net(given_prefix(xt, actions, given), t, cond)
+        keep = ~given if mask is None else mask & ~given  # no loss on the steps that were given
+        return {"loss": masked_mse(v, actions - z, keep)}
 
     @torch.no_grad()
     def sample(self, cond, prefix=None, prefix_weights=None, generator=None):
@@ -92,10 +114,17 @@ class FlowHead(ActionHead):
         else:
             x = cond.new_zeros(shape)
         dt = 1.0 / self.num_steps
+        given = None
+        if self.prefix_max:  # a prefix is given to the network, never guided toward
+            given = x.new_zeros(shape[:2], dtype=torch.bool)
+            if prefix is not None:
+                given = frozen_steps(w, B, self.prefix_max, FROZEN)
         for i in range(self.num_steps):
             t = i * dt
             tb = cond.new_full((B,), t)
-            if prefix is None:
+            if given is not None:
+                v = self.net(given_prefix(x, prefix, given), tb, cond)
+            elif prefix is None:
                 v = self.net(x, tb, cond)
             else:
 

@@ -45,9 +45,11 @@ def build_denoiser(
     n_layers: int = 4,
     n_heads: int = 4,
     dropout: float = 0.0,
+    in_extra: int = 0,
     **unknown,
 ) -> nn.Module:
-    """Validate the options of the chosen architecture and build it."""
+    """Validate the options of the chosen architecture and build it. ``in_extra``: input channels
+    beyond the actions (1 for a head trained with prefix conditioning: the given-step mask)."""
     if unknown:
         raise ConfigError(
             f"head: unknown option(s) {', '.join(sorted(unknown))}; denoiser options are down_dims, "
@@ -63,13 +65,49 @@ def build_denoiser(
             )
         if int(kernel_size) < 1 or int(kernel_size) % 2 == 0:
             raise ConfigError(f"head.kernel_size: expected an odd positive integer, got {kernel_size}")
-        return ConditionalUnet1D(action_dim, cond_dim, dims, int(kernel_size), int(n_groups))
+        return ConditionalUnet1D(action_dim, cond_dim, dims, int(kernel_size), int(n_groups), in_extra=in_extra)
     if kind == "transformer":
         check_transformer_options(d_model, n_layers, n_heads, dropout)
         return TransformerDenoiser(
-            action_dim, horizon, cond_dim, int(d_model), int(n_layers), int(n_heads), float(dropout)
+            action_dim, horizon, cond_dim, int(d_model), int(n_layers), int(n_heads), float(dropout), in_extra
         )
     raise ConfigError(f"head.denoiser: expected one of {', '.join(DENOISERS)}, got {kind!r}")
+
+
+def check_prefix_conditioning(max_steps, horizon: int) -> int:
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or not 0 <= max_steps < horizon:
+        raise ConfigError(
+            f"head.prefix_conditioning: expected an int in 0..{horizon - 1} (the most leading steps given as "
+            f"a clean prefix in training; 0 = off), got {max_steps!r}"
+        )
+    return max_steps
+
+
+def random_prefix(batch: int, horizon: int, max_steps: int, device) -> torch.Tensor:
+    """Training-time prefix conditioning: per sample, a uniform number of leading steps in
+    0..max_steps is given (B, H) bool."""
+    k = torch.randint(0, max_steps + 1, (batch, 1), device=device)
+    return torch.arange(horizon, device=device)[None] < k
+
+
+def given_prefix(x: torch.Tensor, clean: torch.Tensor | None, given: torch.Tensor) -> torch.Tensor:
+    """The denoiser input of a prefix-conditioned head: the given steps (B, H) replaced by the clean
+    actions, and the mask as one more channel -> (B, H, A + 1)."""
+    if clean is not None:
+        x = torch.where(given[..., None], clean, x)
+    return torch.cat([x, given[..., None].to(x.dtype)], dim=-1)
+
+
+def frozen_steps(w: torch.Tensor, batch: int, max_steps: int, frozen: float) -> torch.Tensor:
+    """Which steps a prefix-conditioned head is given at inference: those with weight >= ``frozen``
+    (B, H) bool; the soft weights of RTC's overlap are not used (no guidance)."""
+    given = (w >= frozen).expand(batch, -1) if w.dim() == 1 else w >= frozen
+    if int(given.sum(-1).max()) > max_steps:
+        raise ConfigError(
+            f"head.prefix_conditioning: the executor froze {int(given.sum(-1).max())} leading steps, the head "
+            f"was trained with at most {max_steps}; train with a larger prefix_conditioning or use less delay"
+        )
+    return given
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

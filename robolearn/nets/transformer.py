@@ -71,9 +71,10 @@ class TransformerDenoiser(nn.Module):
         n_layers: int = 4,
         n_heads: int = 4,
         dropout: float = 0.0,
+        in_extra: int = 0,
     ):
         super().__init__()
-        self.inp = nn.Linear(action_dim, d_model)
+        self.inp = nn.Linear(action_dim + in_extra, d_model)  # in_extra: input features beyond the actions
         self.pos = nn.Parameter(torch.randn(1, horizon, d_model) * 0.02)
         self.time_emb = TimeEmbedding(d_model)
         self.cond = nn.Sequential(nn.Linear(cond_dim, d_model), nn.Mish(), nn.Linear(d_model, d_model))

@@ -51,9 +51,10 @@ class ConditionalUnet1D(nn.Module):
         kernel_size: int = 5,
         n_groups: int = 8,
         time_dim: int = 128,
+        in_extra: int = 0,
     ):
         super().__init__()
-        dims = [action_dim, *down_dims]
+        dims = [action_dim + in_extra, *down_dims]  # in_extra: input channels beyond the actions (a mask)
         c_dim = time_dim + cond_dim
         self.levels = len(down_dims)
         self.time_emb = TimeEmbedding(time_dim)
