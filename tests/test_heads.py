@@ -39,8 +39,12 @@ HEADS = {
     "mip_tf": ("mip", dict(TINY_TF), 400),
     "shortcut_1step": ("shortcut", dict(TINY_UNET, num_steps=1, max_steps=8), 800),
     # training-time prefix conditioning: up to 2 leading steps given clean (loss masked), a mask channel
-    "flow_prefix": ("flow", dict(TINY_UNET, prefix_conditioning=2), 500),
-    "diffusion_prefix": ("diffusion", dict(TINY_UNET, prediction_type="sample", prefix_conditioning=2), 500),
+    "flow_prefix": ("flow", dict(TINY_UNET, prefix_conditioning=2, inpaint="given"), 500),
+    "diffusion_prefix": (
+        "diffusion",
+        dict(TINY_UNET, prediction_type="sample", prefix_conditioning=2, inpaint="given"),
+        500,
+    ),
 }
 MULTIMODAL = [
     "mdn",
@@ -143,7 +147,10 @@ def test_inpainting_follows_the_prefix(trained, name, sign):
     head = trained[name]
     prefix = torch.full((N_SAMPLES, H, A), sign * C)
     w = torch.tensor([1.0, 1.0, 0.0, 0.0])  # first d=2 steps frozen, the rest free
-    variants = ["guided", "replace"] if HEADS[name][0] == "diffusion" else [None]
+    variants = {"diffusion": ["guided", "replace"], "flow": ["guided"]}.get(HEADS[name][0], [None])
+    if getattr(head, "prefix_max", 0):
+        variants = [*variants, "given"]  # one set of weights, guided or given the prefix
+    own = getattr(head, "inpaint", None)
     for inpaint in variants:
         if inpaint:
             head.inpaint = inpaint
@@ -158,8 +165,8 @@ def test_inpainting_follows_the_prefix(trained, name, sign):
         plus, minus, _ = mode_fractions(rest)
         follow = plus if sign > 0 else minus
         assert follow >= 0.8, f"{name}/{inpaint}: only {follow:.2f} of free steps follow the prefix's mode"
-    if variants[0]:
-        head.inpaint = "guided"
+    if own is not None:
+        head.inpaint = own
 
 
 @pytest.mark.parametrize("name", ["flow_prefix", "diffusion_prefix"])
@@ -324,6 +331,8 @@ BAD = [
     ("flow", dict(guidance_beta=-1.0)),
     ("flow", dict(prefix_conditioning=-1)),
     ("flow", dict(prefix_conditioning=H)),
+    ("flow", dict(inpaint="given")),  # given needs prefix_conditioning
+    ("diffusion", dict(inpaint="sideways")),
     ("diffusion", dict(prefix_conditioning=1.5)),
     ("flow", dict(beta_a=0.0, time_sampling="beta")),
     ("flow", dict(denoiser="transformer", d_model=30, n_heads=4)),

@@ -27,7 +27,8 @@ Inpainting (prefix / prefix_weights), ``inpaint``:
   Soft weights below 0.5 are ignored.
 - ``prefix_conditioning: N`` (training-time): in training a uniform number of leading steps in
   0..N is given clean, with a mask channel, their loss masked out; at inference the frozen steps
-  (W >= 0.999) are given, nothing guided: a chunk with a prefix costs a plain chunk.
+  (W >= 0.999) are given with ``inpaint: given``, nothing guided: a chunk with a prefix costs a
+  plain chunk (``guided`` and ``replace`` still work on the same weights).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from robolearn.errors import ConfigError
 from robolearn.heads.base import ActionHead, check_prefix, register_head
 from robolearn.nets.denoiser import (
     build_denoiser,
+    check_inpaint,
     check_prefix_conditioning,
     frozen_steps,
     given_prefix,
@@ -88,8 +90,6 @@ class DiffusionHead(ActionHead):
             raise ConfigError(f"head.prediction_type: expected 'epsilon' or 'sample', got {prediction_type!r}")
         if scheduler not in ("ddim", "dpmsolver"):
             raise ConfigError(f"head.scheduler: expected 'ddim' or 'dpmsolver', got {scheduler!r}")
-        if inpaint not in ("guided", "replace"):
-            raise ConfigError(f"head.inpaint: expected 'guided' or 'replace', got {inpaint!r}")
         if float(guidance_beta) < 0:
             raise ConfigError(f"head.guidance_beta: expected >= 0, got {guidance_beta}")
         self.T = int(num_train_timesteps)
@@ -111,6 +111,7 @@ class DiffusionHead(ActionHead):
         else:
             self.solver = DPMSolverMultistepScheduler(**common, algorithm_type="dpmsolver++", solver_order=2)
         self.prefix_max = check_prefix_conditioning(prefix_conditioning, horizon)
+        check_inpaint(inpaint, ("guided", "replace", "given"), self.prefix_max)
         extra = 1 if self.prefix_max else 0
         self.net = build_denoiser(denoiser, action_dim, horizon, cond_dim, in_extra=extra, **net_options)
 
@@ -131,7 +132,9 @@ class DiffusionHead(ActionHead):
     def _x0(
         self, x: torch.Tensor, k: int, cond: torch.Tensor, given=None, prefix=None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        inp = x if given is None else given_prefix(x, prefix, given)
+        inp = x
+        if self.prefix_max:  # the given-step mask is an input (none given unless inpaint: given)
+            inp = given_prefix(x, prefix, given if given is not None else x.new_zeros(x.shape[:2], dtype=torch.bool))
         out = self.net(inp, cond.new_full((x.shape[0],), k / self.T), cond)
         if self.prediction_type == "sample":
             return out, out
@@ -147,11 +150,9 @@ class DiffusionHead(ActionHead):
         self.solver.set_timesteps(self.num_inference_steps, device=cond.device)
         steps = [int(k) for k in self.solver.timesteps]
         given = None
-        if self.prefix_max:  # a prefix is given to the network, never guided toward or noised in
-            given = x.new_zeros(shape[:2], dtype=torch.bool)
-            if prefix is not None:
-                given = frozen_steps(w, B, self.prefix_max, FROZEN_GUIDED)
-        guided = prefix is not None and self.inpaint == "guided" and given is None
+        if prefix is not None and self.inpaint == "given":  # an input of the network, nothing guided or noised in
+            given = frozen_steps(w, B, self.prefix_max, FROZEN_GUIDED)
+        guided = prefix is not None and self.inpaint == "guided"
         for i, k in enumerate(steps):
             if given is not None:
                 _, x0 = self._x0(x, k, cond, given, prefix)
@@ -164,11 +165,11 @@ class DiffusionHead(ActionHead):
             if self.clip_sample:
                 x0 = x0.clamp(-1.0, 1.0)
             x = self.solver.step(x0, k, x).prev_sample
-            if prefix is not None and self.inpaint == "replace" and given is None:
+            if prefix is not None and self.inpaint == "replace":
                 ab_next = self.alphas_cumprod[steps[i + 1]] if i + 1 < len(steps) else x.new_tensor(1.0)
                 noise = torch.randn(shape, generator=generator, device=x.device, dtype=x.dtype)
                 noised = ab_next.sqrt() * prefix + (1 - ab_next).sqrt() * noise
                 x = torch.where((w >= FROZEN_REPLACE)[..., None], noised, x)
-        if guided or (given is not None and prefix is not None):
+        if guided or given is not None:
             x = torch.where((w >= FROZEN_GUIDED)[..., None], prefix, x)
         return x

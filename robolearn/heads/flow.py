@@ -20,7 +20,9 @@ overwritten with the prefix, so a frozen step is executed exactly as promised.
 Training-time prefix conditioning (``prefix_conditioning: N``): in training a uniform number of
 leading steps in 0..N is given clean (their loss masked out), the given-step mask an extra input
 channel of the network; at inference the frozen steps (W >= 0.999) are simply given, the soft
-weights ignored. No vector-Jacobian product: a chunk with a prefix costs what a plain chunk costs.
+weights ignored (``inpaint: given``; ``inpaint: guided``, the default, guides the same network, so
+the two compare on one set of weights). No vector-Jacobian product: a chunk with a given prefix
+costs what a plain chunk costs.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from robolearn.errors import ConfigError
 from robolearn.heads.base import ActionHead, check_prefix, register_head
 from robolearn.nets.denoiser import (
     build_denoiser,
+    check_inpaint,
     check_prefix_conditioning,
     frozen_steps,
     given_prefix,
@@ -60,6 +63,7 @@ class FlowHead(ActionHead):
         init_noise: str = "gaussian",
         guidance_beta: float = 5.0,
         prefix_conditioning: int = 0,
+        inpaint: str = "guided",
         **net_options,
     ):
         super().__init__(cond_dim, horizon, action_dim)
@@ -79,6 +83,7 @@ class FlowHead(ActionHead):
         self.init_noise = init_noise
         self.guidance_beta = float(guidance_beta)
         self.prefix_max = check_prefix_conditioning(prefix_conditioning, horizon)
+        self.inpaint = check_inpaint(inpaint, ("guided", "given"), self.prefix_max)
         extra = 1 if self.prefix_max else 0
         self.net = build_denoiser(denoiser, action_dim, horizon, cond_dim, in_extra=extra, **net_options)
 
@@ -104,6 +109,14 @@ class FlowHead(ActionHead):
         keep = ~given if mask is None else mask & ~given  # no loss on the steps that were given
         return {"loss": masked_mse(v, actions - z, keep)}
 
+    def _net(self, x, t, cond, given=None, prefix=None):
+        """The denoiser; a prefix-conditioned one also gets the given-step mask (none given by default)."""
+        if not self.prefix_max:
+            return self.net(x, t, cond)
+        if given is None:
+            given = x.new_zeros(x.shape[:2], dtype=torch.bool)
+        return self.net(given_prefix(x, prefix, given), t, cond)
+
     @torch.no_grad()
     def sample(self, cond, prefix=None, prefix_weights=None, generator=None):
         prefix, w = check_prefix(self, prefix, prefix_weights)
@@ -115,21 +128,17 @@ class FlowHead(ActionHead):
             x = cond.new_zeros(shape)
         dt = 1.0 / self.num_steps
         given = None
-        if self.prefix_max:  # a prefix is given to the network, never guided toward
-            given = x.new_zeros(shape[:2], dtype=torch.bool)
-            if prefix is not None:
-                given = frozen_steps(w, B, self.prefix_max, FROZEN)
+        if prefix is not None and self.inpaint == "given":  # an input of the network, nothing guided
+            given = frozen_steps(w, B, self.prefix_max, FROZEN)
         for i in range(self.num_steps):
             t = i * dt
             tb = cond.new_full((B,), t)
-            if given is not None:
-                v = self.net(given_prefix(x, prefix, given), tb, cond)
-            elif prefix is None:
-                v = self.net(x, tb, cond)
+            if prefix is None or given is not None:
+                v = self._net(x, tb, cond, given, prefix)
             else:
 
                 def estimate(xt):
-                    vt = self.net(xt, tb, cond)
+                    vt = self._net(xt, tb, cond)
                     return vt, xt + (1 - t) * vt
 
                 v, _, g = rtc_guidance(estimate, x, prefix, w)

@@ -83,6 +83,14 @@ def check_prefix_conditioning(max_steps, horizon: int) -> int:
     return max_steps
 
 
+def check_inpaint(inpaint, allowed: tuple[str, ...], prefix_max: int) -> str:
+    if inpaint not in allowed:
+        raise ConfigError(f"head.inpaint: expected one of {' | '.join(allowed)}, got {inpaint!r}")
+    if inpaint == "given" and not prefix_max:
+        raise ConfigError("head.inpaint: 'given' needs a network trained with it: set head.prefix_conditioning > 0")
+    return inpaint
+
+
 def random_prefix(batch: int, horizon: int, max_steps: int, device) -> torch.Tensor:
     """Training-time prefix conditioning: per sample, a uniform number of leading steps in
     0..max_steps is given (B, H) bool."""
