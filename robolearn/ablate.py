@@ -112,13 +112,13 @@ def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Dic
     return exp
 
 
-def _trained_by(exp: DictConfig, variant: str) -> str:
+def trained_by(exp: DictConfig, variant: str) -> str:
     return str((exp.variants[variant] or {}).get("from", variant))
 
 
-def _cell_cfg(exp: DictConfig, variant: str, task: str, seed: int, data: str | None) -> DictConfig:
+def cell_cfg(exp: DictConfig, variant: str, task: str, seed: int, data: str | None) -> DictConfig:
     """The full training config of the model a cell evaluates."""
-    tv = exp.variants[_trained_by(exp, variant)]
+    tv = exp.variants[trained_by(exp, variant)]
     overrides = [*exp.tasks[task].overrides, *tv.train, *(exp.get("train") or []), f"seed={seed}"]
     if data:
         overrides.append(f"data={data}")
@@ -151,7 +151,7 @@ def _wait_for(done, what: str, poll_s: float = 2.0) -> None:
         time.sleep(poll_s)
 
 
-def _collect_data(exp: DictConfig, task_name: str, out: Path, progress: bool, rank: int = 0) -> str | None:
+def collect_data(exp: DictConfig, task_name: str, out: Path, progress: bool, rank: int = 0) -> str | None:
     spec = exp.tasks[task_name].get("collect")
     if not spec:
         return None
@@ -179,7 +179,7 @@ def _collect_data(exp: DictConfig, task_name: str, out: Path, progress: bool, ra
     return str(dest)
 
 
-def _train_cell(cfg: DictConfig, run_dir: Path, progress: bool) -> tuple[Path, float]:
+def train_cell(cfg: DictConfig, run_dir: Path, progress: bool) -> tuple[Path, float]:
     from robolearn.train.trainer import train
 
     ckpt, summary = run_dir / "checkpoints" / "last", run_dir / "train_summary.json"
@@ -257,27 +257,27 @@ def run_experiment(
     rank, world = shard_ranks()
     selected = cells
     if world > 1:
-        models = list(dict.fromkeys((_trained_by(exp, v), t, sd) for v, t, sd in cells))
+        models = list(dict.fromkeys((trained_by(exp, v), t, sd) for v, t, sd in cells))
         mine_models = {m for i, m in enumerate(models) if i % world == rank}
-        cells = [c for c in cells if (_trained_by(exp, c[0]), c[1], c[2]) in mine_models]
+        cells = [c for c in cells if (trained_by(exp, c[0]), c[1], c[2]) in mine_models]
     # every variant composes (a bad one fails before any training starts); its NFE for the table
     nfe: dict[tuple[str, str], int | None] = {}
     for v in exp.variants:
         for t in exp.tasks:
             head = {
-                **to_dict(_cell_cfg(exp, v, t, 0, None).policy)["head"],
+                **to_dict(cell_cfg(exp, v, t, 0, None).policy)["head"],
                 **to_dict((exp.variants[v] or {}).get("sample") or {}),
             }
             nfe[(v, t)] = _nfe(head)
-    data = {t: _collect_data(exp, t, out, progress, rank) for t in exp.tasks if not only_tasks or t in only_tasks}
+    data = {t: collect_data(exp, t, out, progress, rank) for t in exp.tasks if not only_tasks or t in only_tasks}
     bar = tqdm(cells, desc=f"ablate {exp._name}", disable=not progress, dynamic_ncols=True)
     for variant, task, seed in bar:
         bar.set_postfix(cell=f"{variant}/{task}/s{seed}")
         cell_dir = out / "cells" / variant / task / f"s{seed}"
         if (cell_dir / "metrics.json").exists():
             continue
-        cfg = _cell_cfg(exp, variant, task, seed, data[task])
-        ckpt, _ = _train_cell(cfg, out / "train" / _trained_by(exp, variant) / task / f"s{seed}", progress)
+        cfg = cell_cfg(exp, variant, task, seed, data[task])
+        ckpt, _ = train_cell(cfg, out / "train" / trained_by(exp, variant) / task / f"s{seed}", progress)
         _eval_cell(exp, variant, cfg, ckpt, cell_dir, progress)
         write_results(finished_rows(exp, out, nfe), out, exp)
     if world > 1 and rank == 0:  # the results files cover the whole selection once every rank is done
@@ -302,7 +302,7 @@ def finished_rows(exp: DictConfig, out: Path, nfe: dict[tuple[str, str], int | N
         if not f.exists():
             continue
         m = json.loads(f.read_text())["summary"]
-        summary = out / "train" / _trained_by(exp, variant) / task / f"s{seed}" / "train_summary.json"
+        summary = out / "train" / trained_by(exp, variant) / task / f"s{seed}" / "train_summary.json"
         secs = float(json.loads(summary.read_text())["seconds"]) if summary.exists() else float("nan")
         rows.append(
             {

@@ -1,4 +1,5 @@
-"""The ``robolearn`` command: collect | train | eval | dagger | dart | ablate | convert | inspect | list | quickstart.
+"""The ``robolearn`` command: collect | train | eval | dagger | dart | ablate | delay | convert | inspect |
+list | quickstart.
 
 Overrides use ``key=value`` (``task=pusht``, ``policy.head.loss=mse``, ``algo.steps=2000``).
 User errors print one line and exit 2; nothing is half-written (datasets grow episode by
@@ -280,6 +281,20 @@ def cmd_ablate(a) -> int:
     return 0
 
 
+def cmd_delay(a) -> int:
+    from robolearn.delay_experiment import markdown, run_delay_experiment
+
+    rows = run_delay_experiment(
+        a.experiment,
+        out=a.out,
+        progress=True,
+        only_tasks=[t.strip() for t in a.tasks.split(",")] if a.tasks else None,
+        overrides=a.overrides,
+    )
+    print(markdown(rows))
+    return 0
+
+
 def cmd_convert(a) -> int:
     from robolearn.data.formats import convert, summary_line
 
@@ -449,6 +464,18 @@ def build_parser() -> argparse.ArgumentParser:
         "eval.episodes= / eval.n_envs= / eval.seed_start=",
     )
     ab.set_defaults(fn=cmd_ablate)
+
+    dl = sub.add_parser(
+        "delay",
+        help="success against inference delay per executor, head and task (configs/experiment/rtc_delay.yaml)",
+    )
+    dl.add_argument("experiment")
+    dl.add_argument(
+        "--out", default=None, help="results directory (default: the experiment's out, or runs/delay/<name>)"
+    )
+    dl.add_argument("--tasks", default=None, help="run only these tasks (comma-separated)")
+    dl.add_argument("overrides", nargs="*", help="as for ablate: algo.steps=500, eval.episodes=20 ...")
+    dl.set_defaults(fn=cmd_delay)
 
     cv = sub.add_parser(
         "convert",

@@ -133,13 +133,13 @@ def test_aggregate_pools_successes_and_scores_relative_to_the_reference():
 @pytest.mark.parametrize("name", group_options("experiment"))
 def test_shipped_experiments_compose(name):
     """Every variant of every shipped experiment builds a valid training config."""
-    from robolearn.ablate import _cell_cfg
+    from robolearn.ablate import cell_cfg
     from robolearn.config import config_root, to_dict
     from robolearn.heads.base import build_head
 
     exp = load_experiment(config_root() / "experiment" / f"{name}.yaml")
     for v in exp.variants:
         for t in exp.tasks:
-            cfg = _cell_cfg(exp, v, t, 0, None)
+            cfg = cell_cfg(exp, v, t, 0, None)
             head = {**to_dict(cfg.policy.head), **to_dict(exp.variants[v].get("sample") or {})}
             build_head(head.pop("name"), 8, int(cfg.policy.horizon), 2, **head)  # raises on a bad option

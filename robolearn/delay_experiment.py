@@ -1,0 +1,274 @@
+"""``robolearn delay EXPERIMENT.yaml``: success against inference delay, per executor, head and task.
+
+The structure of the main figure of real-time chunking (Black, Galliker, Levine 2025): for every
+delay d (env steps of inference latency), every executor runs with the execution horizon
+s = max(d, 1) (a new chunk is requested every s steps and takes over d steps later; RTC needs
+s >= d), with and without execution noise. The experiment file is an ablation file
+(``robolearn ablate``: tasks, seeds, training overrides, variants = heads, ``from:`` + ``sample:``
+to re-sample a trained model with other inference options) plus a ``sweep`` block::
+
+    sweep:
+      delays: [0, 1, 2, 3, 4]
+      noise: [0.0, 0.1]                   # execution noise, std in half action ranges
+      executors:                          # label -> exec config (configs/exec), delay and s set here
+        naive_async: {name: naive_async}
+        rtc: {name: rtc}
+        bid: {name: bid, n_samples: 8}
+        ensemble: {name: ensemble}
+
+A variant may list ``executors: [rtc]`` to run only those (e.g. a re-sampled model whose inference
+option only changes how RTC's prefix is used). Every cell (variant, task, seed, noise, executor,
+delay) is one JSON file under ``<out>/cells``, written once: a stopped run resumes where it was,
+and training is the ablation's (a trained model is never trained again). Results pool the seeds:
+``results.csv`` / ``results.md`` (success with its 95% Wilson interval, episodes, mean max score) and
+``delay.png`` (success against delay, one panel per task and noise level).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from robolearn.ablate import cell_cfg, collect_data, load_experiment, plan, train_cell, trained_by
+from robolearn.atomic import atomic_path, write_json, write_text
+from robolearn.config import save_config, to_dict
+from robolearn.errors import ConfigError
+from robolearn.eval.metrics import summarize, wilson_interval
+
+FIELDS = ["task", "variant", "executor", "noise", "delay", "s", "seeds", "episodes", "successes", "success_rate"]
+
+
+def check_sweep(exp: DictConfig) -> dict[str, Any]:
+    """The ``sweep`` block, validated (every executor builds at every delay before anything runs)."""
+    where = f"{exp._path}: sweep"
+    sw = exp.get("sweep")
+    if not isinstance(sw, DictConfig):
+        raise ConfigError(f"{where}: expected a mapping with delays, noise and executors")
+    delays, noise, execs = sw.get("delays"), sw.get("noise", [0.0]), sw.get("executors")
+    if not OmegaConf.is_list(delays) or not delays or not all(isinstance(d, int) and d >= 0 for d in delays):
+        raise ConfigError(f"{where}.delays: expected a non-empty list of integers >= 0, found {delays!r}")
+    if not OmegaConf.is_list(noise) or not all(isinstance(n, (int, float)) and n >= 0 for n in noise):
+        raise ConfigError(f"{where}.noise: expected a list of numbers >= 0, found {noise!r}")
+    if not isinstance(execs, DictConfig) or not execs:
+        raise ConfigError(f"{where}.executors: expected a mapping label -> exec config, found {execs!r}")
+    for v, spec in exp.variants.items():
+        only = (spec or {}).get("executors")
+        if only is not None and (not OmegaConf.is_list(only) or not set(only) <= set(execs)):
+            raise ConfigError(f"{exp._path}: variants.{v}.executors: expected a list of {list(execs)}, found {only!r}")
+    return {"delays": list(delays), "noise": [float(n) for n in noise], "executors": to_dict(execs)}
+
+
+def exec_at(cfg: dict[str, Any], d: int) -> tuple[dict[str, Any], int | None]:
+    """The exec config at delay d with the execution horizon s = max(d, 1) (for executors that
+    have one: ``s``, or ``n_action_steps`` for receding horizon; temporal ensembling has none)."""
+    from robolearn.execution import EXECUTORS
+
+    cls = EXECUTORS.get(cfg.get("name", ""))
+    if cls is None:
+        raise ConfigError(f"sweep.executors: unknown executor {cfg.get('name')!r}; choose one of {sorted(EXECUTORS)}")
+    import inspect
+
+    params = inspect.signature(cls.__init__).parameters
+    s = max(d, 1)
+    key = "s" if "s" in params else ("n_action_steps" if "n_action_steps" in params else None)
+    out = {**cfg, "delay": d, **({key: s} if key else {})}
+    return out, (s if key else None)
+
+
+def check_windows(exp: DictConfig, sweep: dict[str, Any], tasks: list[str]) -> None:
+    """Every executor at every delay fits every variant's chunk (s + d <= H ...): checked on the
+    composed configs before any data is collected or model trained."""
+    from types import SimpleNamespace
+
+    from robolearn.execution import build_executor
+    from robolearn.train.trainer import make_task_from
+
+    for task in tasks:
+        for variant in exp.variants:
+            cfg = cell_cfg(exp, variant, task, 0, None)
+            pol = cfg.policy
+            shape = SimpleNamespace(
+                horizon=int(pol.horizon),
+                n_action_steps=int(pol.n_action_steps or pol.horizon),
+                obs_horizon=int(pol.obs_horizon),
+                action_dim=make_task_from(cfg).spec.action_dim,
+            )
+            for _, label, d in _cells(exp, sweep, task, variant):
+                try:
+                    build_executor(exec_at(sweep["executors"][label], d)[0], shape, 1)
+                except ConfigError as e:
+                    raise ConfigError(
+                        f"{exp._path}: sweep.executors.{label} at delay {d} ({task}, {variant}): {e}"
+                    ) from None
+
+
+def _cells(exp, sweep, task, variant):
+    only = (exp.variants[variant] or {}).get("executors")
+    labels = [e for e in sweep["executors"] if only is None or e in only]
+    return [(n, e, d) for n in sweep["noise"] for e in labels for d in sweep["delays"]]
+
+
+def _cell_file(out: Path, variant: str, task: str, seed: int, noise: float, label: str, d: int) -> Path:
+    return out / "cells" / task / variant / f"s{seed}" / f"{label}_n{noise:g}_d{d}.json"
+
+
+def run_delay_experiment(
+    path: str | Path,
+    out: str | Path | None = None,
+    progress: bool = True,
+    only_tasks: list[str] | None = None,
+    overrides: list[str] | None = None,
+) -> list[dict]:
+    from tqdm import tqdm
+
+    from robolearn.eval.rollout import rollout, wave_generator
+    from robolearn.execution import build_executor
+    from robolearn.policy import ChunkPolicy
+    from robolearn.train.trainer import make_task_from, pick_device
+
+    exp = load_experiment(path, overrides)
+    sweep = check_sweep(exp)
+    if only_tasks and not set(only_tasks) <= set(exp.tasks):
+        raise ConfigError(f"{exp._path}: --tasks {only_tasks}: expected some of {list(exp.tasks)}")
+    out = Path(out or exp.get("out") or f"runs/delay/{exp._name}")
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(exp, out / "experiment.yaml")
+    tasks = [t for t in exp.tasks if not only_tasks or t in only_tasks]
+    check_windows(exp, sweep, tasks)
+    data = {t: collect_data(exp, t, out, progress) for t in tasks}
+    models = [c for c in plan(exp) if c[1] in tasks]
+    bar = tqdm(models, desc=f"delay {exp._name}", disable=not progress, dynamic_ncols=True)
+    for variant, task, seed in bar:
+        todo = [c for c in _cells(exp, sweep, task, variant) if not _cell_file(out, variant, task, seed, *c).exists()]
+        if not todo:
+            continue
+        cfg = cell_cfg(exp, variant, task, seed, data[task])
+        ckpt, _ = train_cell(cfg, out / "train" / trained_by(exp, variant) / task / f"s{seed}", progress)
+        sample = to_dict((exp.variants[variant] or {}).get("sample") or {})
+        policy = ChunkPolicy.load(ckpt, device=pick_device(str(cfg.device)), head_overrides=sample)
+        env_task = make_task_from(cfg)
+        n_eps, n_envs = int(cfg.eval.episodes), int(cfg.eval.n_envs)
+        for noise, label, d in todo:
+            ex, s = exec_at(sweep["executors"][label], d)
+            build_executor(ex, policy, min(n_envs, n_eps))  # a bad combination fails before its rollout
+            bar.set_postfix(cell=f"{variant}/{task}/s{seed} {label} d={d} noise={noise:g}")
+            records = rollout(
+                lambda n, w, ex=ex: build_executor(ex, policy, n, generator=wave_generator(policy, seed, w)),
+                env_task,
+                n_eps,
+                n_envs,
+                int(cfg.eval.seed_start),
+                policy.obs_horizon,
+                progress=False,
+                action_noise=noise,
+                noise_seed=seed,
+            )
+            m = summarize(records)
+            write_json(
+                {"summary": m, "exec": ex, "s": s, "delay": d, "noise": noise, "seed": seed, "episodes": records},
+                _cell_file(out, variant, task, seed, noise, label, d),
+            )
+    rows = results(exp, sweep, out)
+    write_results(rows, out, str(exp._name))
+    return rows
+
+
+def results(exp: DictConfig, sweep: dict[str, Any], out: Path) -> list[dict]:
+    """One row per (task, variant, executor, noise, delay), seeds pooled (every finished cell)."""
+    rows = []
+    for task in exp.tasks:
+        for variant in exp.variants:
+            for noise, label, d in _cells(exp, sweep, task, variant):
+                files = [_cell_file(out, variant, task, int(sd), noise, label, d) for sd in exp.seeds]
+                done = [json.loads(f.read_text()) for f in files if f.exists()]
+                if not done:
+                    continue
+                eps = [e for c in done for e in c["episodes"]]
+                k, n = sum(e["success"] for e in eps), len(eps)
+                lo, hi = wilson_interval(k, n)
+                rows.append(
+                    {
+                        "task": task,
+                        "variant": variant,
+                        "executor": label,
+                        "noise": noise,
+                        "delay": d,
+                        "s": done[0]["s"],
+                        "seeds": len(done),
+                        "episodes": n,
+                        "successes": k,
+                        "success_rate": k / n,
+                        "success_lo": lo,
+                        "success_hi": hi,
+                        "mean_max_score": sum(e["max_score"] for e in eps) / n,
+                    }
+                )
+    return rows
+
+
+def write_results(rows: list[dict], out: Path, title: str) -> None:
+    import csv
+
+    fields = [*FIELDS, "success_lo", "success_hi", "mean_max_score"]
+    with atomic_path(out / "results.csv") as tmp, open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+    write_text(out / "results.md", f"# {title}\n\n{markdown(rows)}\n")
+    write_json(rows, out / "results.json")
+    if rows:
+        plot(rows, out / "delay.png", title)
+
+
+def markdown(rows: list[dict]) -> str:
+    """Success [95% CI] per (task, noise, variant, executor) row, one column per delay."""
+    delays = sorted({r["delay"] for r in rows})
+    by = {(r["task"], r["noise"], r["variant"], r["executor"], r["delay"]): r for r in rows}
+    lines = [
+        "| task | noise | head | executor | " + " | ".join(f"d = {d}" for d in delays) + " |",
+        "|---|---|---|---|" + "---|" * len(delays),
+    ]
+    for key in dict.fromkeys((r["task"], r["noise"], r["variant"], r["executor"]) for r in rows):
+        cells = []
+        for d in delays:
+            r = by.get((*key, d))
+            cells.append(f"{r['success_rate']:.2f} [{r['success_lo']:.2f}, {r['success_hi']:.2f}]" if r else "")
+        lines.append(f"| {key[0]} | {key[1]:g} | {key[2]} | {key[3]} | " + " | ".join(cells) + " |")
+    n = sorted({r["episodes"] for r in rows})
+    lines.append(f"\nEpisodes per cell (seeds pooled): {', '.join(map(str, n))}; execution horizon s = max(d, 1).")
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = list(dict.fromkeys((r["task"], r["noise"]) for r in rows))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.8), squeeze=False)
+    for ax, (task, noise) in zip(axes[0], panels):
+        mine = [r for r in rows if r["task"] == task and r["noise"] == noise]
+        for key in dict.fromkeys((r["variant"], r["executor"]) for r in mine):
+            pts = sorted((r for r in mine if (r["variant"], r["executor"]) == key), key=lambda r: r["delay"])
+            x = [r["delay"] for r in pts]
+            y = [r["success_rate"] for r in pts]
+            err = [
+                [r["success_rate"] - r["success_lo"] for r in pts],
+                [r["success_hi"] - r["success_rate"] for r in pts],
+            ]
+            ax.errorbar(x, y, yerr=err, marker="o", ms=3, capsize=2, label=f"{key[0]} / {key[1]}")
+        ax.set_title(f"{task}, execution noise {noise:g}")
+        ax.set_xlabel("inference delay d (env steps)")
+        ax.set_ylabel("success (95% CI)")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="lower left")
+    fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
