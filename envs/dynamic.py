@@ -219,6 +219,26 @@ class DynamicTask:
     def get_state(self, env: gym.Env) -> dict[str, Any]:
         return env.unwrapped.get_sim_state()
 
+    # --- corrective labels (robolearn correct): the dataset's state vector is the whole state ---
+    def correction_states(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        return np.asarray(arrays["state"], np.float64)
+
+    def correction_state(self, env: gym.Env) -> np.ndarray:
+        u = env.unwrapped
+        return self.state(u.model, u.data, u.params).astype(np.float64)
+
+    def set_correction_state(self, env: gym.Env, s: np.ndarray) -> None:
+        """Put the simulator at state vector ``s``; the episode's disturbances restart from a fixed
+        seed, so every action tried from ``s`` meets the same world."""
+        u = env.unwrapped
+        self.write_state(u.model, u.data, u.params, np.asarray(s, np.float64))
+        u.t = min(int(round(u.data.time * self.fps)), self.max_steps - 1)
+        u.kick_rng = np.random.default_rng(0)
+        mujoco.mj_forward(u.model, u.data)
+
+    def dataset_row(self, env: gym.Env) -> dict[str, np.ndarray]:
+        return {"state": self.correction_state(env).astype(np.float32)}
+
     def set_state(self, env: gym.Env, state: dict[str, Any]) -> None:
         env.unwrapped.set_sim_state(state)
 
@@ -236,6 +256,7 @@ class DynamicTask:
 # ---- cartpole --------------------------------------------------------------------------------
 class CartPoleTask(DynamicTask):
     name = "cartpole"
+    correction_dims = (2,)  # the cart's velocity: what one control step can undo
     xml = CARTPOLE_XML.replace("{pole}", "0.5")
     camera = "side"
     frame_skip = 2  # 50 Hz control
@@ -256,6 +277,10 @@ class CartPoleTask(DynamicTask):
 
     def agent_pos(self, data) -> np.ndarray:
         return data.qpos[:1].copy()
+
+    def write_state(self, model, data, params, s) -> None:
+        data.qpos[:], data.qvel[:] = s[:2], s[2:4]
+        data.time = 0.0
 
     def judge(self, model, data, params, t):
         x, th = data.qpos
@@ -302,6 +327,7 @@ class LQRExpert:
 # ---- catch -----------------------------------------------------------------------------------
 class CatchTask(DynamicTask):
     name = "catch"
+    correction_dims = (7, 8)  # the paddle's velocity: what one control step can undo
     xml = CATCH_XML.replace("{gear}", "10").replace("{half_width}", "0.07")
     camera = "top"
     frame_skip = 4  # 50 Hz control
@@ -346,6 +372,12 @@ class CatchTask(DynamicTask):
 
     def agent_pos(self, data) -> np.ndarray:
         return self._pos(data)[1]
+
+    def write_state(self, model, data, params, s) -> None:
+        data.qpos[:] = [s[0], s[1] - 0.9, s[5], s[6] - self.PADDLE_LINE]
+        data.qvel[:] = [s[2], s[3], s[7], s[8]]
+        params["force"] = np.array([s[4]])
+        data.time = float(s[9])
 
     def judge(self, model, data, params, t):
         puck, paddle = self._pos(data)

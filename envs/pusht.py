@@ -263,3 +263,27 @@ class PushTTask:
 
     def expert(self, kind: str | None = None) -> None:
         return None
+
+    # --- corrective labels (robolearn correct): agent and block pose, the angle as (cos, sin) ---
+    correction_dims = (0, 1)  # the agent's position: the block moves only when pushed
+
+    def correction_states(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        s = np.asarray(arrays["state"], np.float64)
+        return np.concatenate([s[:, :4], np.cos(s[:, 4:5]), np.sin(s[:, 4:5])], axis=1)
+
+    def correction_state(self, env: gym.Env) -> np.ndarray:
+        u = _find(env, PushTEnv)._u
+        a = u.block.angle
+        return np.array([*u.agent.position, *u.block.position, np.cos(a), np.sin(a)], np.float64)
+
+    def set_correction_state(self, env: gym.Env, s: np.ndarray) -> None:
+        """Agent and block where ``s`` says, at rest (the dataset records no velocities)."""
+        s = np.asarray(s, np.float64)
+        self.reset_to_state(env, np.array([*s[:4], np.arctan2(s[5], s[4])]))
+
+    def dataset_row(self, env: gym.Env) -> dict[str, np.ndarray]:
+        """The current state in the Push-T dataset's keys: ``state`` and ``keypoint``."""
+        u = _find(env, PushTEnv)._u
+        (bx, by), a = u.block.position, u.block.angle
+        state = np.array([*u.agent.position, bx, by, a % (2 * np.pi)], np.float32)
+        return {"state": state, "keypoint": block_keypoints(bx, by, a)}

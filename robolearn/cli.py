@@ -1,5 +1,5 @@
-"""The ``robolearn`` command: collect | train | eval | dagger | dart | ablate | delay | convert | inspect |
-list | quickstart.
+"""The ``robolearn`` command: collect | train | eval | dagger | dart | correct | ablate | delay | convert |
+inspect | list | quickstart.
 
 Overrides use ``key=value`` (``task=pusht``, ``policy.head.loss=mse``, ``algo.steps=2000``).
 User errors print one line and exit 2; nothing is half-written (datasets grow episode by
@@ -41,6 +41,34 @@ def cmd_collect(a) -> int:
     print(
         f"collected {s['episodes_kept']} episodes ({s['steps_kept']} steps) of {s['task']} -> {s['path']}; "
         f"expert success {s['expert_success']:.1%} over {s['episodes_run']} episodes (noise {s['noise']})"
+    )
+    return 0
+
+
+def cmd_correct(a) -> int:
+    from robolearn.algos.corrective import correct
+
+    task = _task_from(a.task, {})
+    s = correct(
+        task,
+        a.data,
+        a.out,
+        dynamics=a.dynamics,
+        n_samples=a.samples,
+        noise=a.noise,
+        threshold=a.threshold,
+        trust=a.trust,
+        horizon=a.horizon,
+        obs_horizon=a.obs_horizon,
+        dims=[int(d) for d in a.perturb_dims.split(",")] if a.perturb_dims else None,
+        seed=a.seed,
+        overwrite=a.overwrite,
+    )
+    print(
+        f"corrective labels ({s['dynamics']} dynamics): kept {s['kept']} of {s['generated']} "
+        f"({s['kept_fraction']:.0%}; median label error {s['label_error_median']:.3g} stds) -> {s['path']} "
+        f"({s['demo_episodes']} demonstration + {s['corrective_episodes']} corrective episodes); "
+        "train with data=<it> algo.chunk_key=action_chunk"
     )
     return 0
 
@@ -464,6 +492,31 @@ def build_parser() -> argparse.ArgumentParser:
         "eval.episodes= / eval.n_envs= / eval.seed_start=",
     )
     ab.set_defaults(fn=cmd_ablate)
+
+    cr = sub.add_parser(
+        "correct",
+        help="corrective labels without an expert: demos + perturbed states labelled by true or learned dynamics",
+    )
+    cr.add_argument("task", help="a task that can be put into a given state: pusht, pusht_keypoints, catch, cartpole")
+    cr.add_argument("--data", required=True, help="the demonstrations (zarr)")
+    cr.add_argument("--out", required=True, help="the new dataset: demonstrations + corrective episodes")
+    cr.add_argument("--dynamics", default="true", help="true (the simulator) | learned (CCIL: a model of the demos)")
+    cr.add_argument("--samples", type=int, default=1000, help="corrective samples to generate")
+    cr.add_argument("--noise", type=float, default=0.3, help="state perturbation, in demonstration stds")
+    cr.add_argument(
+        "--threshold", type=float, default=0.1, help="keep labels reaching the demo's next state within this"
+    )
+    cr.add_argument("--trust", type=float, default=None, help="learned: max held-out model error (default: its median)")
+    cr.add_argument("--horizon", type=int, default=16, help="chunk length of the labels (the policy's horizon)")
+    cr.add_argument("--obs-horizon", type=int, default=2, help="observation history of each corrective episode")
+    cr.add_argument(
+        "--perturb-dims",
+        default=None,
+        help="state dims to perturb, e.g. 0,1 (default: the task's, those one action undoes)",
+    )
+    cr.add_argument("--seed", type=int, default=0)
+    cr.add_argument("--overwrite", action="store_true")
+    cr.set_defaults(fn=cmd_correct)
 
     dl = sub.add_parser(
         "delay",

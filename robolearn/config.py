@@ -212,9 +212,15 @@ def changed_settings(cfg: DictConfig, saved_path: str | Path) -> list[str]:
     saved_path = Path(saved_path)
     if not saved_path.is_file():
         return []
-    old, new = _flat(to_dict(load_yaml(saved_path))), _flat(to_dict(cfg))
+    saved = to_dict(load_yaml(saved_path))
+    old, new = _flat(saved), _flat(to_dict(cfg))
+    # an option added by a newer robolearn, at its shipped default, is not a change the user made
     defaults = _flat(DEFAULTS)
-    # a top-level option added by a newer robolearn, at its default, is not a change the user made
+    for group in ("algo", "policy", "exec", "task"):
+        name = (saved.get(group) or {}).get("_name") if isinstance(saved.get(group), dict) else None
+        if name:
+            with contextlib.suppress(ConfigError):  # the group file is gone: every difference counts
+                defaults.update(_flat({group: to_dict(load_group(group, str(name)))}))
     new_default = {k for k in set(new) - set(old) if k in defaults and new[k] == defaults[k]}
     keys = sorted((set(old) | set(new)) - new_default)
     return [

@@ -13,12 +13,12 @@ from robolearn.algos.acting import CHUNK_KEY, ExpertActs, Gated, Mixture, run_ep
 from robolearn.algos.dagger import beta_at, run_dagger
 from robolearn.algos.dart import noise_from_errors, run_dart
 from robolearn.algos.labelers import ScriptedLabeler, TeacherLabeler
-from robolearn.algos.rounds import ChunkLabelBundle
 from robolearn.config import compose, to_dict
 from robolearn.data.normalizer import Normalizer
 from robolearn.data.replay_buffer import ReplayBuffer
 from robolearn.policy import ChunkPolicy
 from robolearn.spec import ObsSpec
+from robolearn.train.trainer import DataBundle
 from tests.procs import kill_when
 
 H = 8  # the Fetch tasks' chunk length (configs/task/fetch_*.yaml policy_defaults)
@@ -203,8 +203,8 @@ def test_dagger_run_grows_the_dataset_and_keeps_the_ledger(dagger_run):
 
 def test_chunk_bundle_trains_on_stored_chunks(dagger_run):
     run, _ = dagger_run
-    cfg = compose(["algo=dagger", "task=fetch_reach", *SMALL])
-    b = ChunkLabelBundle(cfg, run / "data.zarr")
+    cfg = compose(["algo=dagger", "task=fetch_reach", "algo.chunk_key=action_chunk", *SMALL])
+    b = DataBundle(cfg, run / "data.zarr")
     rng = np.random.default_rng(0)
     batch = b.batch(b.train, 32, np.random.default_rng(0))
     t = b.train.t[rng.integers(0, len(b.train), size=32)]

@@ -5,7 +5,7 @@ plan says drives (``plan(r, history, algo)`` returns a strategy of ``robolearn.a
 labels what it should with the expert, appends the labelled stretches to the run's dataset (a
 zarr that only ever grows) and retrains; every round is evaluated and its cost written to the
 ledger (``robolearn.algos.accounting``). Chunk labels are stored as ``action_chunk`` (T, H, A)
-next to the per-step label ``action`` = chunk[:, 0]; ``ChunkLabelBundle`` makes the trainer fit
+next to the per-step label ``action`` = chunk[:, 0]; ``algo.chunk_key`` makes the trainer fit
 the stored chunk.
 
 Faults: an episode becomes visible in the dataset only when complete (ReplayBuffer), the
@@ -159,30 +159,6 @@ def ensure_heldout(task, labeler, path: Path, n: int, progress: bool = True) -> 
     return path
 
 
-# ---- training on chunk labels --------------------------------------------------------------
-class ChunkLabelBundle(DataBundle):
-    """DataBundle whose action targets are the stored expert chunks ``action_chunk[t, :H]``
-    (all real: the expert was rolled H steps even past the episode's end) instead of windows
-    over the per-step ``action``. Observation windows, split and normalizer are unchanged."""
-
-    def __init__(self, cfg, data_path: str | Path, chunk_key: str = CHUNK_KEY):
-        super().__init__(cfg, data_path)
-        self.chunks = self.buffer.load([chunk_key])[chunk_key]
-        self.horizon = int(cfg.policy.horizon)
-        if self.chunks.ndim != 3 or self.chunks.shape[1] < self.horizon:
-            raise DataError(
-                f"{data_path}: key 'data/{chunk_key}' expected shape (T, >= {self.horizon}, A), "
-                f"found {self.chunks.shape}"
-            )
-
-    def batch(self, sampler, size: int, rng: np.random.Generator) -> dict[str, Any]:
-        idx = rng.integers(0, len(sampler), size=size)
-        b = sampler.sample(idx)
-        b["action"] = self.chunks[sampler.t[idx], : self.horizon]
-        b["action_mask"] = np.ones(b["action"].shape[:2], dtype=bool)
-        return b
-
-
 def run_rounds(
     cfg: DictConfig,
     run_dir: str | Path,
@@ -266,7 +242,8 @@ def run_rounds(
         t0 = time.time()
         if dist is not None:
             dist.barrier()  # the round's data is on disk: the other ranks join its training
-        bundle = ChunkLabelBundle(rcfg, data_path) if chunk_labels else DataBundle(rcfg, data_path)
+        rcfg.algo.chunk_key = CHUNK_KEY if chunk_labels else None
+        bundle = DataBundle(rcfg, data_path)
         ckpt = train(rcfg, rdir / "train", progress=progress, data=bundle, init_from=prev if warm else None, dist=dist)
         train_s = time.time() - t0
         policy = ChunkPolicy.load(ckpt, device=device)
@@ -336,6 +313,7 @@ def _train_rounds_follower(cfg: DictConfig, run_dir: Path, progress: bool, dist)
             prev = ChunkPolicy.load(run_dir / done[str(r - 1)], device=device)
             if algo.warm_steps:
                 rcfg.algo.steps = int(algo.warm_steps)
-        bundle = ChunkLabelBundle(rcfg, rcfg.data) if chunk_labels else DataBundle(rcfg, rcfg.data)
+        rcfg.algo.chunk_key = CHUNK_KEY if chunk_labels else None
+        bundle = DataBundle(rcfg, rcfg.data)
         train(rcfg, run_dir / f"round_{r:02d}" / "train", progress=False, data=bundle, init_from=prev, dist=dist)
     return prog

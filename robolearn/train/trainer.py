@@ -264,9 +264,30 @@ class DataBundle:
         )
         self.train = WindowSampler(arrays, ends, episodes=train_eps, **kw)
         self.val = WindowSampler(arrays, ends, episodes=val_eps, **kw) if len(val_eps) else None
+        # stored chunk labels (DAgger's expert chunks, robolearn correct): the target of step t is
+        # chunk[t, :H], all real, instead of the window over the per-step actions
+        self.chunks, self.horizon = None, int(pol.horizon)
+        if algo.chunk_key:
+            key = str(algo.chunk_key)
+            if key not in self.buffer.keys:
+                raise DataError(
+                    f"{data_path}: key 'data/{key}' expected by algo.chunk_key, found keys {self.buffer.keys}"
+                )
+            self.chunks = self.buffer.load([key])[key]
+            if self.chunks.ndim != 3 or self.chunks.shape[1] < self.horizon or self.chunks.shape[2] != self.action_dim:
+                raise DataError(
+                    f"{data_path}: key 'data/{key}' expected shape (T, >= {self.horizon}, {self.action_dim}), "
+                    f"found {self.chunks.shape}"
+                )
 
     def batch(self, sampler: WindowSampler, size: int, rng: np.random.Generator) -> dict[str, Any]:
-        return sampler.random_batch(size, rng)
+        if self.chunks is None:
+            return sampler.random_batch(size, rng)
+        idx = rng.integers(0, len(sampler), size=size)
+        b = sampler.sample(idx)
+        b["action"] = self.chunks[sampler.t[idx], : self.horizon]
+        b["action_mask"] = np.ones(b["action"].shape[:2], dtype=bool)
+        return b
 
 
 class _Loss(torch.nn.Module):
