@@ -15,6 +15,7 @@ line, so later overrides change it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
