@@ -16,7 +16,6 @@ line, so later overrides change it.
 from __future__ import annotations
 
 import contextlib
-import os
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,14 @@ from omegaconf.errors import OmegaConfBaseException
 
 from robolearn.atomic import write_text
 from robolearn.config_check import check_overrides, check_values
+from robolearn.config_files import (  # noqa: F401  (re-exported: robolearn.config is the public entry)
+    add_config_dir,
+    config_dirs,
+    config_root,
+    find_config,
+    group_options,
+    load_yaml,
+)
 from robolearn.errors import ConfigError
 
 GROUPS = ("task", "policy", "algo", "exec")
@@ -48,71 +55,6 @@ DEFAULTS: dict[str, Any] = {
         "action_noise": 0.0,
     },  # evaluation env processes: auto (when cores are free) | 0 | N
 }
-
-
-_EXTRA_DIRS: list[Path] = []  # set by --config-dir
-
-
-def config_root() -> Path:
-    """The configs shipped inside the package (``robolearn/configs``; ``configs/`` in a checkout
-    is a link to it)."""
-    return Path(__file__).resolve().parent / "configs"
-
-
-def add_config_dir(path: str | Path) -> None:
-    """A user's config folder (``--config-dir``): searched before the shipped configs."""
-    p = Path(path)
-    if not p.is_dir():
-        raise ConfigError(f"--config-dir {p}: expected a folder of configs (<group>/<name>.yaml), found no such folder")
-    _EXTRA_DIRS.insert(0, p.resolve())
-
-
-def config_dirs() -> list[Path]:
-    """Where ``group=name`` is looked up, first match wins: ``--config-dir`` folders, then
-    ``$ROBOLEARN_CONFIGS``, then ``./configs`` of the working directory, then the shipped configs.
-    A user's folder may hold only the files it adds or overrides."""
-    dirs = list(_EXTRA_DIRS)
-    env = os.environ.get("ROBOLEARN_CONFIGS")
-    if env:
-        dirs.append(Path(env))
-    local = Path.cwd() / "configs"
-    if local.is_dir():
-        dirs.append(local)
-    dirs.append(config_root())
-    out: list[Path] = []
-    for d in dirs:
-        r = d.resolve()
-        if r not in out:
-            out.append(r)
-    return out
-
-
-def find_config(group: str, name: str) -> Path | None:
-    """``<dir>/<group>/<name>.yaml`` in the first config folder that has it."""
-    for d in config_dirs():
-        p = d / group / f"{name}.yaml"
-        if p.is_file():
-            return p
-    return None
-
-
-def group_options(group: str) -> list[str]:
-    """The names a user can pick (files starting with ``_`` are shared bases, not choices)."""
-    names = {p.stem for d in config_dirs() if (d / group).is_dir() for p in (d / group).glob("*.yaml")}
-    return sorted(n for n in names if not n.startswith("_"))
-
-
-def load_yaml(path: str | Path) -> DictConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
-    try:
-        cfg = OmegaConf.load(path)
-    except Exception as e:  # yaml errors: one line is enough
-        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-    if not isinstance(cfg, DictConfig):
-        raise ConfigError(f"{path}: expected a mapping at the top level, found {type(cfg).__name__}")
-    return cfg
 
 
 def load_group(group: str, name: str) -> DictConfig:
@@ -163,11 +105,28 @@ def compose(overrides: list[str] | None = None, base: dict[str, Any] | None = No
         cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(dotted))
     except OmegaConfBaseException as e:
         raise ConfigError(f"bad override in {dotted}: {str(e).splitlines()[0]}") from None
+    _resolve_encoder_preset(cfg)
     try:
         check_values(cfg)
     except OmegaConfBaseException as e:  # e.g. an interpolation that cannot resolve
         raise ConfigError(f"config: {str(e).splitlines()[0]}") from None
     return cfg
+
+
+def _resolve_encoder_preset(cfg: DictConfig) -> None:
+    """``policy.encoder.preset=NAME`` becomes the preset's keys under the given ones, here, when the
+    config is composed: the saved config and every checkpoint then say what the encoder is, and the
+    model side never reads config files."""
+    enc = cfg.policy.get("encoder")
+    if not isinstance(enc, DictConfig) or not enc.get("preset"):
+        return
+    name = str(enc.preset)
+    path = find_config("policy/encoder", name)
+    if path is None:
+        have = ", ".join(group_options("policy/encoder")) or "(none)"
+        raise ConfigError(f"policy.encoder.preset={name}: no file policy/encoder/{name}.yaml; choose one of: {have}")
+    own = OmegaConf.create({k: v for k, v in enc.items() if k != "preset"})
+    cfg.policy.encoder = OmegaConf.merge(load_yaml(path), own)
 
 
 def expand_recipes(overrides: list[str], depth: int = 0) -> list[str]:

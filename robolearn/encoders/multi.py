@@ -204,7 +204,9 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_preset(name: str) -> dict[str, Any]:
-    from robolearn.config import find_config, group_options, load_yaml
+    """A preset named in the encoder config itself: composed configs have it resolved already
+    (``robolearn.config``); this serves checkpoints written before, and direct ``build_encoder`` calls."""
+    from robolearn.config_files import find_config, group_options, load_yaml
 
     path = find_config("policy/encoder", name)
     if path is None:
