@@ -28,13 +28,24 @@ from tqdm.auto import tqdm
 
 from robolearn.atomic import atomic_path, write_json
 from robolearn.config import save_config, to_dict
-from robolearn.data.dataset import load_dataset, train_val_split
-from robolearn.data.normalizer import Normalizer
-from robolearn.data.sampler import WindowSampler
 from robolearn.errors import ConfigError, DataError
 from robolearn.locks import WriteLock
-from robolearn.policy import ChunkPolicy, obs_name, spec_from_array
+from robolearn.policy import ChunkPolicy
 from robolearn.train import dist as distributed
+from robolearn.train.data import (  # noqa: F401  (re-exported: callers import them from here)
+    MAX_ABS,
+    DataBundle,
+    check_against_task,
+    make_task_from,
+    task_obs_entries,
+)
+from robolearn.train.evaluation import (  # noqa: F401
+    eval_plan,
+    eval_summary,
+    eval_workers,
+    evaluate_during_training,
+    plot_evals,
+)
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -85,209 +96,6 @@ def to_torch(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
         "action": conv(batch["action"]),
         "action_mask": conv(batch["action_mask"]),
     }
-
-
-def task_obs_entries(cfg) -> list[str]:
-    """The dataset entries of a task's observations: ``task.obs_keys``, or the task's own
-    ``spec.data_keys`` when the config leaves them to it (e.g. Push-T's angle encoding)."""
-    if cfg.task.get("obs_keys"):
-        return list(cfg.task.obs_keys)
-    return list(make_task_from(cfg).spec.data_keys)
-
-
-def make_task_from(cfg):
-    from envs import make_task
-
-    return make_task(str(cfg.task.name), **dict(cfg.task.get("kwargs") or {}))
-
-
-def eval_plan(cfg) -> dict[str, Any] | None:
-    """Validated settings of the evaluations during training, or None when off."""
-    algo, steps = cfg.algo, cfg.algo.steps
-    every = algo.eval_every
-    if every is None:
-        return None
-    if isinstance(every, bool) or not isinstance(every, int) or every <= 0:
-        raise ConfigError(f"algo.eval_every: expected a positive number of steps (or null = off), found {every!r}")
-    if isinstance(steps, int) and every > steps:
-        raise ConfigError(f"algo.eval_every: expected <= algo.steps={steps} (no evaluation would run), found {every}")
-    k = algo.eval_last_k
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ConfigError(f"algo.eval_last_k: expected a positive int, found {k!r}")
-    ev = cfg.eval
-    episodes = ev.episodes
-    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
-        raise ConfigError(f"eval.episodes: expected a positive int, found {episodes!r}")
-    workers = ev.workers
-    if not (workers == "auto" or (isinstance(workers, int) and not isinstance(workers, bool) and workers >= 0)):
-        raise ConfigError(f"eval.workers: expected 'auto' or an int >= 0, found {workers!r}")
-    return {
-        "every": every,
-        "last_k": k,
-        "episodes": episodes,
-        "n_envs": int(ev.n_envs),
-        "seed_start": int(ev.seed_start),
-        "workers": workers,
-        "action_noise": float(ev.action_noise),
-        "task": make_task_from(cfg),
-        "exec": to_dict(cfg.exec),
-    }
-
-
-def eval_workers(setting) -> int:
-    """``auto``: worker processes only when more than one core is free (the load average says
-    how many are taken, this process included), else in-process (0)."""
-    if setting != "auto":
-        return int(setting)
-    import os
-
-    from robolearn.eval.workers import free_cores
-
-    idle = free_cores() - int(round(os.getloadavg()[0]))
-    return idle + 1 if idle >= 1 else 0
-
-
-def _check_data_path(cfg, data_path) -> None:
-    """A missing dataset says where the path came from and how to set it."""
-    if data_path is None or str(data_path) in ("", "None"):
-        raise ConfigError(f"data: expected the path of a zarr dataset for task {cfg.task.name} (data=PATH), found none")
-    if Path(data_path).exists():
-        return
-    import re
-
-    from omegaconf import OmegaConf
-
-    raw = str(OmegaConf.to_container(cfg.task, resolve=False).get("data"))
-    var = re.search(r"oc\.env:(\w+)", raw)
-    hint = f"set {var.group(1)}=PATH or pass data=PATH" if var and not cfg.get("data") else "pass data=PATH"
-    raise DataError(
-        f"{data_path}: no dataset at this path (task {cfg.task.name}; {hint}; working directory {Path.cwd()})"
-    )
-
-
-MAX_ABS = 1e6  # larger finite values in float32 training are a units or scaling mistake, not data
-
-
-def check_against_task(cfg, data: DataBundle) -> None:
-    """Every observation and the action of the dataset against the task's spec, before training:
-    keys the task observes, rank and width, images of the task's size, and values plausible for
-    float32 training. One line naming the key, expected and found."""
-    task = make_task_from(cfg)
-    spec, where = task.spec, f"{cfg.data or cfg.task.data}"
-    for k, s in data.obs_spec.items():
-        if k not in spec.obs:
-            raise DataError(
-                f"{where}: key {k!r}: the task {spec.name} observes {sorted(spec.obs)}, found a key it does not "
-                "provide (a policy trained on it could not be evaluated); fix task.obs_keys"
-            )
-        want = spec.obs[k]
-        if want.kind != s.kind or tuple(want.shape) != tuple(s.shape):
-            what = "an image" if want.kind == "rgb" else "a low-dim vector"
-            raise DataError(
-                f"{where}: key {k!r}: expected {what} of shape {tuple(want.shape)} (task {spec.name}), "
-                f"found {'an image' if s.kind == 'rgb' else 'low-dim'} of shape {tuple(s.shape)}"
-            )
-    if data.action_dim != spec.action_dim or data.action_rank != 2:
-        raise DataError(
-            f"{where}: key {data.action_key!r}: expected actions of shape (N, {spec.action_dim}) (task {spec.name}), "
-            f"found (N, {', '.join(map(str, data.action_shape))})"
-        )
-    acts = np.asarray(data.arrays[data.action_key], dtype=np.float64).reshape(len(data.arrays[data.action_key]), -1)
-    lo, hi = np.asarray(spec.action_low, np.float64), np.asarray(spec.action_high, np.float64)
-    slack = 0.5 * (hi - lo)  # demonstrations may overshoot a little; far outside is another unit or task
-    out = ((acts < lo - slack) | (acts > hi + slack)).any(axis=1)
-    if out.any():
-        row = int(np.argmax(out))
-        raise DataError(
-            f"{where}: key 'data/{data.action_key}': expected actions within the task's range "
-            f"[{lo.min():g}, {hi.max():g}] (task {spec.name}), found {acts[row].round(3).tolist()} at row {row}"
-        )
-    for k in [*data.lowdim_keys, data.action_key]:
-        x = data.arrays[k]
-        big = np.abs(np.asarray(x, dtype=np.float64)).reshape(len(x), -1).max(axis=1) > MAX_ABS
-        if big.any():
-            row = int(np.argmax(big))
-            raise DataError(
-                f"{where}: key 'data/{k}': expected magnitudes below {MAX_ABS:g} for float32 training, found "
-                f"{float(np.abs(np.asarray(x[row], dtype=np.float64)).max()):.3g} at row {row}"
-            )
-
-
-class DataBundle:
-    """What training needs from a dataset: windows for train/val, specs and a fitted normalizer."""
-
-    def __init__(self, cfg, data_path: str | Path):
-        pol, algo = cfg.policy, cfg.algo
-        obs_entries = task_obs_entries(cfg)
-        self.obs_keys = [obs_name(e) for e in obs_entries]
-        self.action_key = cfg.task.get("action_key", "action")
-        _check_data_path(cfg, data_path)
-        self.buffer, arrays = load_dataset(data_path, obs_entries, action_key=self.action_key)
-        ends = np.asarray(self.buffer.episode_ends)
-        n_eps = len(ends)
-        if algo.max_episodes:
-            n_eps = min(n_eps, int(algo.max_episodes))
-        val_mask = algo.val_mask
-        if val_mask:  # a stored split (robomimic's mask/<filter>, kept by `robolearn convert`)
-            masks = dict(self.buffer.attrs.get("masks") or {})
-            if val_mask not in masks:
-                raise ConfigError(
-                    f"algo.val_mask={val_mask}: expected one of the dataset's masks {sorted(masks)}, "
-                    f"found no such mask in {data_path}"
-                )
-            val_eps = np.array(sorted(e for e in masks[val_mask] if e < n_eps), dtype=np.int64)
-            train_eps = np.setdiff1d(np.arange(n_eps), val_eps)
-            if not len(train_eps):
-                raise ConfigError(f"algo.val_mask={val_mask}: expected episodes left for training, found none")
-        else:
-            train_eps, val_eps = train_val_split(n_eps, float(algo.val_fraction), seed=int(cfg.seed))
-        self.n_train_episodes = len(train_eps)
-        self.obs_spec = {k: spec_from_array(arrays[k]) for k in self.obs_keys}
-        self.arrays = arrays
-        self.lowdim_keys = [k for k in self.obs_keys if self.obs_spec[k].kind == "lowdim"]
-        self.action_shape = tuple(int(d) for d in arrays[self.action_key].shape[1:])
-        self.action_rank = arrays[self.action_key].ndim
-        self.action_dim = int(arrays[self.action_key].shape[-1]) if self.action_rank > 1 else 1
-        starts = np.concatenate([[0], ends[:-1]])
-        train_rows = np.concatenate([np.arange(starts[e], ends[e]) for e in train_eps])
-        self.normalizer = Normalizer()
-        fit_keys = [k for k in self.obs_keys if self.obs_spec[k].kind == "lowdim"] + [self.action_key]
-        self.normalizer.fit(
-            {("action" if k == self.action_key else k): arrays[k][train_rows] for k in fit_keys},
-            str(pol.normalizer),
-        )
-        kw = dict(
-            obs_keys=self.obs_keys,
-            action_key=self.action_key,
-            obs_horizon=int(pol.obs_horizon),
-            horizon=int(pol.horizon),
-        )
-        self.train = WindowSampler(arrays, ends, episodes=train_eps, **kw)
-        self.val = WindowSampler(arrays, ends, episodes=val_eps, **kw) if len(val_eps) else None
-        # stored chunk labels (DAgger's expert chunks, robolearn correct): the target of step t is
-        # chunk[t, :H], all real, instead of the window over the per-step actions
-        self.chunks, self.horizon = None, int(pol.horizon)
-        if algo.chunk_key:
-            key = str(algo.chunk_key)
-            if key not in self.buffer.keys:
-                raise DataError(
-                    f"{data_path}: key 'data/{key}' expected by algo.chunk_key, found keys {self.buffer.keys}"
-                )
-            self.chunks = self.buffer.load([key])[key]
-            if self.chunks.ndim != 3 or self.chunks.shape[1] < self.horizon or self.chunks.shape[2] != self.action_dim:
-                raise DataError(
-                    f"{data_path}: key 'data/{key}' expected shape (T, >= {self.horizon}, {self.action_dim}), "
-                    f"found {self.chunks.shape}"
-                )
-
-    def batch(self, sampler: WindowSampler, size: int, rng: np.random.Generator) -> dict[str, Any]:
-        if self.chunks is None:
-            return sampler.random_batch(size, rng)
-        idx = rng.integers(0, len(sampler), size=size)
-        b = sampler.sample(idx)
-        b["action"] = self.chunks[sampler.t[idx], : self.horizon]
-        b["action_mask"] = np.ones(b["action"].shape[:2], dtype=bool)
-        return b
 
 
 class _Loss(torch.nn.Module):
@@ -548,88 +356,6 @@ def _loop(cfg, run_dir: Path, progress: bool, data, run: RunState, plan, dist, d
         plot_evals(history, run_dir / "eval.png", str(cfg.task.name))
     dist.barrier()  # the run directory is complete before any rank returns
     return run_dir / "checkpoints" / "last"
-
-
-def evaluate_during_training(ema: ChunkPolicy, plan: dict[str, Any], dist=None) -> dict[str, float]:
-    """One closed-loop evaluation of the EMA weights (its waves split over the ranks of a
-    distributed run); the global RNG is left as it was, so a run with evaluations trains exactly
-    like one without. Returns the metrics on rank 0, {} elsewhere."""
-    from robolearn.eval.rollout import evaluate_policy
-
-    state = torch.get_rng_state()
-    t = time.time()
-    m = evaluate_policy(
-        ema,
-        plan["task"],
-        plan["exec"],
-        None,
-        n_episodes=plan["episodes"],
-        n_envs=plan["n_envs"],
-        seed_start=plan["seed_start"],
-        progress=False,
-        workers=eval_workers(plan["workers"]),
-        dist=dist,
-        action_noise=plan["action_noise"],
-    )
-    torch.set_rng_state(state)
-    if m is None:
-        return {}
-    return {
-        "eval_score": m["mean_max_score"],
-        "eval_success": m["success_rate"],
-        "eval_success_ci95": m["success_ci95"],
-        "eval_episodes": m["episodes"],
-        "eval_s": time.time() - t,
-    }
-
-
-def eval_summary(history: list[dict[str, Any]], last_k: int) -> dict[str, Any]:
-    """The protocol's numbers from the evaluation rows: the best evaluation (by score, then
-    success) and the mean of the last ``last_k``."""
-    rows = [h for h in history if "eval_score" in h]
-    if not rows:
-        return {"n_evals": 0}
-    best = max(rows, key=lambda h: (h["eval_score"], h["eval_success"]))
-    last = rows[-last_k:]
-    return {
-        "n_evals": len(rows),
-        "episodes": rows[-1]["eval_episodes"],
-        "best_score": best["eval_score"],
-        "best_success": best["eval_success"],
-        "best_step": best["step"],
-        "last_k": len(last),
-        "mean_last_k_score": float(np.mean([h["eval_score"] for h in last])),
-        "mean_last_k_success": float(np.mean([h["eval_success"] for h in last])),
-        "final_score": rows[-1]["eval_score"],
-        "final_success": rows[-1]["eval_success"],
-        "eval_seconds": float(sum(h["eval_s"] for h in rows)),
-    }
-
-
-def plot_evals(history: list[dict[str, Any]], path: Path, title: str = "") -> None:
-    """Score and success of the evaluations against step and against training wall-clock."""
-    rows = [h for h in history if "eval_score" in h]
-    if not rows:
-        return
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), sharey=True)
-    for ax, key, label in ((axes[0], "step", "training step"), (axes[1], "train_s", "training wall-clock (min)")):
-        x = np.array([h[key] for h in rows], dtype=float) / (60.0 if key == "train_s" else 1.0)
-        ax.plot(x, [h["eval_score"] for h in rows], "o-", label="mean max score")
-        ax.plot(x, [h["eval_success"] for h in rows], "s-", label="success rate")
-        ax.set_xlabel(label)
-        ax.set_ylim(0, 1.02)
-        ax.grid(alpha=0.3)
-    axes[0].legend(loc="lower right")
-    fig.suptitle(f"{title}: {rows[-1]['eval_episodes']} evaluation episodes each (EMA weights)")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100)
-    plt.close(fig)
 
 
 @torch.no_grad()
