@@ -82,6 +82,7 @@ def evaluate_with_errors(
     seed_start: int,
     seed: int = 0,
     progress: bool = False,
+    action_noise: float = 0.0,
 ) -> tuple[dict, np.ndarray]:
     """Closed-loop success of the learner alone, plus its on-policy errors: at every state it
     visits, its fresh first action (clipped to the action bounds) minus the expert's action
@@ -103,7 +104,17 @@ def evaluate_with_errors(
         return LastFrames(build_executor(exec_cfg, policy, n, generator=gen), policy.obs_horizon)
 
     records = rollout(
-        factory, task, n_episodes, n_envs, seed_start, to, progress=progress, desc="eval", on_step=on_step
+        factory,
+        task,
+        n_episodes,
+        n_envs,
+        seed_start,
+        to,
+        progress=progress,
+        desc="eval",
+        on_step=on_step,
+        action_noise=action_noise,
+        noise_seed=seed,
     )
     return summarize(records), np.concatenate(errors) if errors else np.zeros((0, policy.action_dim))
 

@@ -257,6 +257,7 @@ def run_rounds(
             int(cfg.eval.seed_start),
             seed=seed,
             progress=progress,
+            action_noise=float(cfg.eval.action_noise),
         )
         off = offpolicy_errors(policy, heldout, (task.spec.action_low, task.spec.action_high), seed=seed)
         for k, v in (("expert_queries", "queries"), ("env_steps", "env_steps"), ("label_sim_steps", "label_sim_steps")):
