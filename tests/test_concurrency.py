@@ -48,7 +48,7 @@ def _wait_until_writing(out: Path, timeout: float = 120) -> None:
 
 def test_second_appender_stops_and_the_first_finishes_whole(tmp_path):
     out = tmp_path / "d.zarr"
-    first = _collect(out, episodes=400)
+    first = _collect(out, episodes=800)
     _wait_until_writing(out)
     second = subprocess.run(
         [sys.executable, "-m", "robolearn", "collect", "fetch_reach", "--episodes", "5", "--out", str(out), "--append"],
@@ -62,12 +62,14 @@ def test_second_appender_stops_and_the_first_finishes_whole(tmp_path):
     assert second.returncode == 2
     assert f"PID {first.pid}" in second.stderr and second.stderr.count("\n") == 1, second.stderr
     buf = ReplayBuffer.open(out)
-    assert buf.n_episodes == 400 and buf.attrs["episodes_run"] == 400
+    assert buf.n_episodes == 800 and buf.attrs["episodes_run"] == 800
 
 
 def test_overwrite_never_removes_a_store_being_written(tmp_path):
     out = tmp_path / "d.zarr"
-    first = _collect(out, episodes=60)
+    # long enough that the first writer is still writing when the second one has started (a short
+    # one can finish, and rightly release its lock, before the second process is up)
+    first = _collect(out, episodes=800)
     _wait_until_writing(out)
     second = subprocess.run(
         [
@@ -88,9 +90,9 @@ def test_overwrite_never_removes_a_store_being_written(tmp_path):
         timeout=300,
     )
     _, err = first.communicate(timeout=300)
-    assert second.returncode == 2 and "is writing this dataset" in second.stderr
+    assert second.returncode == 2 and "is writing this dataset" in second.stderr, second.stderr[-500:]
     assert first.returncode == 0, err
-    assert ReplayBuffer.open(out).n_episodes == 60
+    assert ReplayBuffer.open(out).n_episodes == 800
 
 
 def test_attributes_are_current_when_a_collection_is_killed(tmp_path):
