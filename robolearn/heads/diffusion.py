@@ -132,9 +132,7 @@ class DiffusionHead(ActionHead):
     def _x0(
         self, x: torch.Tensor, k: int, cond: torch.Tensor, given=None, prefix=None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        inp = x
-        if self.prefix_max:  # the given-step mask is an input (none given unless inpaint: given)
-            inp = given_prefix(x, prefix, given if given is not None else x.new_zeros(x.shape[:2], dtype=torch.bool))
+        inp = given_prefix(x, prefix, given) if self.prefix_max else x  # the mask is an input of such a net
         out = self.net(inp, cond.new_full((x.shape[0],), k / self.T), cond)
         if self.prediction_type == "sample":
             return out, out

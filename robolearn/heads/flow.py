@@ -111,11 +111,7 @@ class FlowHead(ActionHead):
 
     def _net(self, x, t, cond, given=None, prefix=None):
         """The denoiser; a prefix-conditioned one also gets the given-step mask (none given by default)."""
-        if not self.prefix_max:
-            return self.net(x, t, cond)
-        if given is None:
-            given = x.new_zeros(x.shape[:2], dtype=torch.bool)
-        return self.net(given_prefix(x, prefix, given), t, cond)
+        return self.net(given_prefix(x, prefix, given) if self.prefix_max else x, t, cond)
 
     @torch.no_grad()
     def sample(self, cond, prefix=None, prefix_weights=None, generator=None):

@@ -98,9 +98,11 @@ def random_prefix(batch: int, horizon: int, max_steps: int, device) -> torch.Ten
     return torch.arange(horizon, device=device)[None] < k
 
 
-def given_prefix(x: torch.Tensor, clean: torch.Tensor | None, given: torch.Tensor) -> torch.Tensor:
+def given_prefix(x: torch.Tensor, clean: torch.Tensor | None, given: torch.Tensor | None = None) -> torch.Tensor:
     """The denoiser input of a prefix-conditioned head: the given steps (B, H) replaced by the clean
-    actions, and the mask as one more channel -> (B, H, A + 1)."""
+    actions, and the mask as one more channel -> (B, H, A + 1); ``given`` None: no step given."""
+    if given is None:
+        given = x.new_zeros(x.shape[:2], dtype=torch.bool)
     if clean is not None:
         x = torch.where(given[..., None], clean, x)
     return torch.cat([x, given[..., None].to(x.dtype)], dim=-1)
