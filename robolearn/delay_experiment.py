@@ -177,7 +177,10 @@ def run_delay_experiment(
 
 
 def results(exp: DictConfig, sweep: dict[str, Any], out: Path) -> list[dict]:
-    """One row per (task, variant, executor, noise, delay), seeds pooled (every finished cell)."""
+    """One row per (task, variant, executor, noise, delay), seeds pooled (every finished cell). Each
+    seed contributes its first ``eval.episodes`` episodes (by evaluation seed), so a cell evaluated
+    with more episodes under an earlier setting weighs the same as the others."""
+    n_eps = int(exp.eval.episodes)
     rows = []
     for task in exp.tasks:
         for variant in exp.variants:
@@ -186,7 +189,7 @@ def results(exp: DictConfig, sweep: dict[str, Any], out: Path) -> list[dict]:
                 done = [json.loads(f.read_text()) for f in files if f.exists()]
                 if not done:
                     continue
-                eps = [e for c in done for e in c["episodes"]]
+                eps = [e for c in done for e in sorted(c["episodes"], key=lambda e: e["seed"])[:n_eps]]
                 k, n = sum(e["success"] for e in eps), len(eps)
                 lo, hi = wilson_interval(k, n)
                 rows.append(

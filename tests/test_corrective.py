@@ -170,6 +170,22 @@ def test_correct_on_catch_with_the_simulator(catch_demos, tmp_path):
         best = np.sqrt(np.mean(((demo - reached) / scale) ** 2, axis=-1)).min()
         assert best <= d["label_error"][i] + 1e-3
     env.close()
+    # provenance: each corrective episode names its demonstration; training splits over the
+    # demonstrations exactly as for the demos alone, and a corrective episode follows its source
+    from types import SimpleNamespace
+
+    from robolearn.data.dataset import train_val_split
+    from robolearn.train.data import split_episodes
+
+    src = np.asarray(buf.attrs["derived"]["source_episode"])
+    assert buf.attrs["derived"]["demo_episodes"] == demos.n_episodes and len(src) == info["kept"]
+    assert src.min() >= 0 and src.max() < demos.n_episodes
+    algo = SimpleNamespace(max_episodes=None, val_mask=None, val_fraction=0.2)
+    train, val = split_episodes(buf, buf.n_episodes, algo, 3, out)
+    demo_train, demo_val = train_val_split(demos.n_episodes, 0.2, seed=3)
+    assert list(val) == list(demo_val) and set(demo_train) <= set(train)
+    kept_derived = train[train >= demos.n_episodes] - demos.n_episodes
+    assert set(src[kept_derived]) <= set(demo_train) and len(kept_derived) == np.isin(src, demo_train).sum()
     # training reads the stored chunks
     t = _cli("train", "task=catch", f"data={out}", "algo.chunk_key=action_chunk", "policy=regression",
              "algo.steps=20", "algo.batch_size=16", "algo.ckpt_every=20", "algo.val_every=20",

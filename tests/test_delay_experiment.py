@@ -73,6 +73,16 @@ def test_delay_experiment_end_to_end_and_resume(tmp_path):
     again = _run([str(exp), "--out", str(out)], tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     assert (out / "cells/catch/flow/s0/bid_n0_d0.json").stat().st_mtime_ns == stamp
+    # with fewer evaluation episodes asked, every seed's cell contributes its first ones (by seed)
+    from robolearn.ablate import load_experiment
+    from robolearn.delay_experiment import check_sweep, results
+
+    fewer = load_experiment(exp, ["eval.episodes=3"])
+    rows3 = results(fewer, check_sweep(fewer), out)
+    assert len(rows3) == len(rows) and all(r["episodes"] == 3 for r in rows3)
+    eps = sorted(cell["episodes"], key=lambda e: e["seed"])[:3]
+    mine = next(r for r in rows3 if (r["variant"], r["executor"], r["noise"], r["delay"]) == ("flow", "rtc", 0.1, 2))
+    assert mine["successes"] == sum(e["success"] for e in eps)
 
 
 @pytest.mark.parametrize(

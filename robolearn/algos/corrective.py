@@ -394,4 +394,9 @@ def write_dataset(task, src, arrays, row_keys, kept, out: Path, horizon: int, ov
             buf.add_episode(ep)
     finally:
         env.close()
+    # provenance: the demonstration each corrective episode was generated around. Training splits
+    # train/val over the demonstrations only, and a corrective episode follows its demonstration
+    # (robolearn.train.data), so the validation demos are those of plain BC with the same seed.
+    ep_of = np.searchsorted(ends, [int(smp["t"][-1]) for smp in kept], side="right")
+    buf.attrs["derived"] = {"demo_episodes": len(ends), "source_episode": [int(e) for e in ep_of]}
     return {"path": str(out), "demo_episodes": len(ends), "corrective_episodes": len(kept), "steps": buf.n_steps}

@@ -95,6 +95,41 @@ def check_against_task(cfg, data: DataBundle) -> None:
             )
 
 
+def split_episodes(buffer, n_episodes: int, algo, seed: int, data_path) -> tuple[np.ndarray, np.ndarray]:
+    """Train and validation episodes: a stored split (``algo.val_mask``, robomimic's
+    ``mask/<filter>``) or a seeded random one over ``algo.val_fraction``. A dataset of demonstrations
+    followed by episodes derived from them (``attrs['derived']``, written by ``robolearn correct``)
+    is split over its demonstrations only, exactly as the demonstrations alone would be, and each
+    derived episode follows its source demonstration into training or out of the data (validation
+    stays demonstrations only, comparable with plain BC)."""
+    derived = dict(buffer.attrs.get("derived") or {})
+    n_demo = int(derived.get("demo_episodes", n_episodes))
+    n_eps = min(n_demo, int(algo.max_episodes)) if algo.max_episodes else n_demo
+    val_mask = algo.val_mask
+    if val_mask:
+        masks = dict(buffer.attrs.get("masks") or {})
+        if val_mask not in masks:
+            raise ConfigError(
+                f"algo.val_mask={val_mask}: expected one of the dataset's masks {sorted(masks)}, "
+                f"found no such mask in {data_path}"
+            )
+        val_eps = np.array(sorted(e for e in masks[val_mask] if e < n_eps), dtype=np.int64)
+        train_eps = np.setdiff1d(np.arange(n_eps), val_eps)
+        if not len(train_eps):
+            raise ConfigError(f"algo.val_mask={val_mask}: expected episodes left for training, found none")
+    else:
+        train_eps, val_eps = train_val_split(n_eps, float(algo.val_fraction), seed=seed)
+    if derived:
+        src = np.asarray(derived.get("source_episode", []), dtype=np.int64)
+        if n_demo + len(src) != n_episodes:
+            raise DataError(
+                f"{data_path}: attrs 'derived' expected {n_episodes - n_demo} source episodes "
+                f"({n_episodes} episodes, {n_demo} demonstrations), found {len(src)}"
+            )
+        train_eps = np.concatenate([train_eps, n_demo + np.flatnonzero(np.isin(src, train_eps))])
+    return train_eps, val_eps
+
+
 class DataBundle:
     """What training needs from a dataset: windows for train/val, specs and a fitted normalizer."""
 
@@ -106,23 +141,7 @@ class DataBundle:
         _check_data_path(cfg, data_path)
         self.buffer, arrays = load_dataset(data_path, obs_entries, action_key=self.action_key)
         ends = np.asarray(self.buffer.episode_ends)
-        n_eps = len(ends)
-        if algo.max_episodes:
-            n_eps = min(n_eps, int(algo.max_episodes))
-        val_mask = algo.val_mask
-        if val_mask:  # a stored split (robomimic's mask/<filter>, kept by `robolearn convert`)
-            masks = dict(self.buffer.attrs.get("masks") or {})
-            if val_mask not in masks:
-                raise ConfigError(
-                    f"algo.val_mask={val_mask}: expected one of the dataset's masks {sorted(masks)}, "
-                    f"found no such mask in {data_path}"
-                )
-            val_eps = np.array(sorted(e for e in masks[val_mask] if e < n_eps), dtype=np.int64)
-            train_eps = np.setdiff1d(np.arange(n_eps), val_eps)
-            if not len(train_eps):
-                raise ConfigError(f"algo.val_mask={val_mask}: expected episodes left for training, found none")
-        else:
-            train_eps, val_eps = train_val_split(n_eps, float(algo.val_fraction), seed=int(cfg.seed))
+        train_eps, val_eps = split_episodes(self.buffer, len(ends), algo, int(cfg.seed), data_path)
         self.n_train_episodes = len(train_eps)
         self.obs_spec = {k: spec_from_array(arrays[k]) for k in self.obs_keys}
         self.arrays = arrays
