@@ -186,6 +186,16 @@ def test_correct_on_catch_with_the_simulator(catch_demos, tmp_path):
     assert list(val) == list(demo_val) and set(demo_train) <= set(train)
     kept_derived = train[train >= demos.n_episodes] - demos.n_episodes
     assert set(src[kept_derived]) <= set(demo_train) and len(kept_derived) == np.isin(src, demo_train).sum()
+    # the demonstrations' stored chunks and masks are exactly their training windows
+    from robolearn.data.sampler import WindowSampler
+
+    dm = buf.load(["action_chunk_mask"])["action_chunk_mask"]
+    n_demo = int(demos.episode_ends[-1])
+    win = WindowSampler(d, demos.episode_ends, obs_keys=["state"], action_key="action", obs_horizon=2, horizon=8)
+    w = win.sample(np.arange(len(win)))
+    np.testing.assert_array_equal(d["action_chunk"][win.t], w["action"])
+    np.testing.assert_array_equal(dm[win.t], w["action_mask"])
+    assert len(win) == n_demo and not dm[:n_demo].all() and dm[n_demo:, 0].all()
     # training reads the stored chunks
     t = _cli("train", "task=catch", f"data={out}", "algo.chunk_key=action_chunk", "policy=regression",
              "algo.steps=20", "algo.batch_size=16", "algo.ckpt_every=20", "algo.val_every=20",

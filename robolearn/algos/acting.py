@@ -25,6 +25,7 @@ from robolearn.eval.env_batch import EnvBatch
 from robolearn.eval.rollout import rollout
 
 CHUNK_KEY = "action_chunk"
+CHUNK_MASK_KEY = CHUNK_KEY + "_mask"  # optional: which chunk steps are real (else all are)
 
 
 class LastFrames:

@@ -32,10 +32,10 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from robolearn.algos.acting import CHUNK_KEY, CHUNK_MASK_KEY
 from robolearn.data.replay_buffer import ReplayBuffer
 from robolearn.errors import ConfigError, DataError
 
-CHUNK_KEY = "action_chunk"
 NEEDS = ("correction_states", "correction_state", "set_correction_state", "dataset_row")
 
 
@@ -89,20 +89,27 @@ def search_actions(
     return best_a, best_e
 
 
-def chunk_after(actions: np.ndarray, first: np.ndarray, t: int, end: int, horizon: int) -> np.ndarray:
-    """[first, actions[t+1], ..., actions[t+H-1]], padded with the episode's last action at its end."""
-    idx = np.minimum(np.arange(t + 1, t + horizon), end - 1)
-    return np.concatenate([first[None], actions[idx]], axis=0)
+def chunk_after(
+    actions: np.ndarray, first: np.ndarray, t: int, end: int, horizon: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """[first, actions[t+1], ..., actions[t+H-1]], padded with the episode's last action at its end,
+    and which of its steps are real (the window sampler's ``action_mask``)."""
+    steps = np.arange(t + 1, t + horizon)
+    idx = np.minimum(steps, end - 1)
+    return np.concatenate([first[None], actions[idx]], axis=0), np.concatenate([[True], steps < end])
 
 
-def demo_chunks(actions: np.ndarray, episode_ends: np.ndarray, horizon: int) -> np.ndarray:
-    """The demonstrations' own chunks: actions t..t+H-1 of each step, edge-padded at episode ends."""
+def demo_chunks(actions: np.ndarray, episode_ends: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """The demonstrations' own chunks: actions t..t+H-1 of each step, edge-padded at episode ends,
+    with the mask of real steps (so a chunk-labelled demonstration trains exactly as its windows)."""
     starts = np.concatenate([[0], episode_ends[:-1]])
     out = np.empty((len(actions), horizon, actions.shape[1]), actions.dtype)
+    mask = np.empty((len(actions), horizon), bool)
     for s, e in zip(starts, episode_ends):
         for t in range(s, e):
-            out[t] = actions[np.minimum(np.arange(t, t + horizon), e - 1)]
-    return out
+            steps = np.arange(t, t + horizon)
+            out[t], mask[t] = actions[np.minimum(steps, e - 1)], steps < e
+    return out, mask
 
 
 def corrective_samples(
@@ -171,18 +178,15 @@ def corrective_samples(
             rows = slice(j * obs_horizon, (j + 1) * obs_horizon)
             ts = flat[rows]
             end = int(episode_ends[ep_of[ts[-1]]])
+            pairs = [chunk_after(actions, a[r], int(t), end, horizon) for r, t in zip(range(rows.start, rows.stop), ts)]
             samples.append(
                 {
                     "t": ts,
                     "state": s_c[rows],
                     "action": a[rows],
                     "error": err[rows],
-                    "chunk": np.stack(
-                        [
-                            chunk_after(actions, a[r], int(t), end, horizon)
-                            for r, t in zip(range(rows.start, rows.stop), ts)
-                        ]
-                    ),
+                    "chunk": np.stack([c for c, _ in pairs]),
+                    "chunk_mask": np.stack([m for _, m in pairs]),
                 }
             )
     return samples
@@ -363,7 +367,7 @@ def write_dataset(task, src, arrays, row_keys, kept, out: Path, horizon: int, ov
     """Demonstrations (with their own chunks) then one episode per kept sample, into ``out``."""
     ends = np.asarray(src.episode_ends)
     acts = np.asarray(arrays["action"])
-    chunks = demo_chunks(acts, ends, horizon)
+    chunks, masks = demo_chunks(acts, ends, horizon)
     buf = ReplayBuffer.create(out, overwrite=overwrite)
     starts = np.concatenate([[0], ends[:-1]])
     for s, e in zip(starts, ends):
@@ -371,7 +375,7 @@ def write_dataset(task, src, arrays, row_keys, kept, out: Path, horizon: int, ov
         n = e - s
         ep.update(
             action=acts[s:e],
-            **{CHUNK_KEY: chunks[s:e]},
+            **{CHUNK_KEY: chunks[s:e], CHUNK_MASK_KEY: masks[s:e]},
             corrective=np.zeros(n, np.uint8),
             label_error=np.zeros(n, np.float32),
         )
@@ -387,7 +391,7 @@ def write_dataset(task, src, arrays, row_keys, kept, out: Path, horizon: int, ov
             ep = {k: np.stack([r[k] for r in rows]).astype(arrays[k].dtype) for k in row_keys}
             ep.update(
                 action=smp["action"].astype(acts.dtype),
-                **{CHUNK_KEY: smp["chunk"].astype(acts.dtype)},
+                **{CHUNK_KEY: smp["chunk"].astype(acts.dtype), CHUNK_MASK_KEY: smp["chunk_mask"]},
                 corrective=np.ones(len(rows), np.uint8),
                 label_error=smp["error"].astype(np.float32),
             )

@@ -167,7 +167,7 @@ class DataBundle:
         self.val = WindowSampler(arrays, ends, episodes=val_eps, **kw) if len(val_eps) else None
         # stored chunk labels (DAgger's expert chunks, robolearn correct): the target of step t is
         # chunk[t, :H], all real, instead of the window over the per-step actions
-        self.chunks, self.horizon = None, int(pol.horizon)
+        self.chunks, self.chunk_mask, self.horizon = None, None, int(pol.horizon)
         if algo.chunk_key:
             key = str(algo.chunk_key)
             if key not in self.buffer.keys:
@@ -175,10 +175,17 @@ class DataBundle:
                     f"{data_path}: key 'data/{key}' expected by algo.chunk_key, found keys {self.buffer.keys}"
                 )
             self.chunks = self.buffer.load([key])[key]
+            mkey = key + "_mask"  # which steps of each stored chunk are real (edge padding is not)
+            self.chunk_mask = self.buffer.load([mkey])[mkey].astype(bool) if mkey in self.buffer.keys else None
             if self.chunks.ndim != 3 or self.chunks.shape[1] < self.horizon or self.chunks.shape[2] != self.action_dim:
                 raise DataError(
                     f"{data_path}: key 'data/{key}' expected shape (T, >= {self.horizon}, {self.action_dim}), "
                     f"found {self.chunks.shape}"
+                )
+            if self.chunk_mask is not None and self.chunk_mask.shape != self.chunks.shape[:2]:
+                raise DataError(
+                    f"{data_path}: key 'data/{mkey}' expected shape {self.chunks.shape[:2]}, "
+                    f"found {self.chunk_mask.shape}"
                 )
 
     def batch(self, sampler: WindowSampler, size: int, rng: np.random.Generator) -> dict[str, Any]:
@@ -187,5 +194,8 @@ class DataBundle:
         idx = rng.integers(0, len(sampler), size=size)
         b = sampler.sample(idx)
         b["action"] = self.chunks[sampler.t[idx], : self.horizon]
-        b["action_mask"] = np.ones(b["action"].shape[:2], dtype=bool)
+        if self.chunk_mask is None:
+            b["action_mask"] = np.ones(b["action"].shape[:2], dtype=bool)
+        else:
+            b["action_mask"] = self.chunk_mask[sampler.t[idx], : self.horizon]
         return b
