@@ -90,6 +90,25 @@ def test_ablate_budget_from_the_command_line(tmp_path):
     assert r.returncode == 2 and "eval.episodes, eval.n_envs or eval.seed_start" in r.stderr
 
 
+def test_every_shipped_experiment_composes_every_cell():
+    from pathlib import Path
+
+    import robolearn
+    from robolearn.ablate import cell_cfg, load_experiment
+    from robolearn.delay_experiment import check_sweep, check_windows
+
+    files = sorted((Path(robolearn.__file__).parent / "configs" / "experiment").glob("*.yaml"))
+    assert {"much_ado", "heads_pusht", "rtc_delay", "rtc_heads"} <= {f.stem for f in files}
+    for f in files:
+        exp = load_experiment(f.stem)
+        for task in exp.tasks:
+            for variant in exp.variants:
+                cfg = cell_cfg(exp, variant, task, int(exp.seeds[0]), None)
+                assert cfg.algo.steps > 0 and cfg.policy.head.name, (f.stem, variant, task)
+        if "sweep" in exp:
+            check_windows(exp, check_sweep(exp), list(exp.tasks))
+
+
 def test_rerun_with_changed_settings_is_refused_with_the_difference(run, reach):
     before = (run / "config.yaml").read_text()
     r = cli("train", "task=fetch_reach", f"data={reach}", f"run_dir={run}", "algo.steps=40", "algo.batch_size=16")
