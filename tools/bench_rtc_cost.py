@@ -1,9 +1,12 @@
 """What a chunk with a prefix costs: plain sampling vs RTC by guidance (a vector-Jacobian product at
 every denoising step) vs RTC by training-time prefix conditioning (the prefix given as an input)
-vs BID (n candidates in one batched call), for the flow and diffusion heads.
+vs BID (n candidates in one batched call), for every head: flow and diffusion inpaint by guidance
+or by a given prefix; the other heads by their own prefix rule (blending for regression and MIP,
+component re-weighting for MDN, teacher forcing for autoregressive bins, the prefix on the noise
+path for shortcut), which adds almost nothing.
 
-One set of weights per head (trained with ``prefix_conditioning``, so ``inpaint: guided`` and
-``inpaint: given`` run on the same network); the timings are interleaved round by round in one
+One set of weights per head (flow and diffusion trained with ``prefix_conditioning``, so
+``inpaint: guided`` and ``inpaint: given`` run on the same network); the timings are interleaved round by round in one
 process and reported as medians and as ratios to the plain chunk. Batch 1 (one robot), 1 thread.
 
     python tools/bench_rtc_cost.py [--down-dims 32,64,128] [--rounds 30]
@@ -34,9 +37,15 @@ def main() -> None:
     torch.manual_seed(0)
     dims = [int(x) for x in a.down_dims.split(",")]
     H, A = a.horizon, a.action_dim
+    unet = dict(down_dims=dims)
     heads = {
-        "flow (10 Euler steps)": build_head("flow", a.cond_dim, H, A, down_dims=dims, prefix_conditioning=4),
-        "diffusion (DDIM 10)": build_head("diffusion", a.cond_dim, H, A, down_dims=dims, prefix_conditioning=4),
+        "regression": build_head("regression", a.cond_dim, H, A),
+        "mdn (K = 5)": build_head("mdn", a.cond_dim, H, A),
+        "autoregressive (256 bins)": build_head("autoregressive", a.cond_dim, H, A),
+        "mip (2 passes)": build_head("mip", a.cond_dim, H, A, **unet),
+        "shortcut (1 step)": build_head("shortcut", a.cond_dim, H, A, **unet),
+        "flow (10 Euler steps)": build_head("flow", a.cond_dim, H, A, prefix_conditioning=4, **unet),
+        "diffusion (DDIM 10)": build_head("diffusion", a.cond_dim, H, A, prefix_conditioning=4, **unet),
     }
     cond = torch.randn(1, a.cond_dim)
     prefix = torch.randn(1, H, A).clamp(-1, 1)
@@ -47,23 +56,22 @@ def main() -> None:
         def plain():
             head.sample(cond, generator=gen)
 
-        def guided():
-            head.inpaint = "guided"
-            head.sample(cond, prefix=prefix, prefix_weights=w, generator=gen)
+        def rtc(mode=None):
+            def call():
+                if mode:
+                    head.inpaint = mode
+                head.sample(cond, prefix=prefix, prefix_weights=w, generator=gen)
 
-        def given():
-            head.inpaint = "given"
-            head.sample(cond, prefix=prefix, prefix_weights=w, generator=gen)
+            return call
 
         def bid():
             head.sample(cond.expand(a.bid_samples, -1), generator=gen)
 
-        return {
-            "plain chunk": plain,
-            "RTC, guided": guided,
-            "RTC, given (prefix conditioning)": given,
-            f"BID, {a.bid_samples} candidates": bid,
-        }
+        if hasattr(head, "inpaint"):
+            prefixed = {"RTC, guided": rtc("guided"), "RTC, given (prefix conditioning)": rtc("given")}
+        else:
+            prefixed = {"RTC (the head's prefix rule)": rtc()}
+        return {"plain chunk": plain, **prefixed, f"BID, {a.bid_samples} candidates": bid}
 
     print(f"batch 1, H={H}, A={A}, U-Net {dims}, {a.threads} thread(s), median of {a.rounds} interleaved rounds")
     print("| head | call | ms per chunk | ratio to plain |")
