@@ -38,7 +38,19 @@ from robolearn.config import save_config, to_dict
 from robolearn.errors import ConfigError
 from robolearn.eval.metrics import summarize, wilson_interval
 
-FIELDS = ["task", "variant", "executor", "noise", "delay", "s", "seeds", "episodes", "successes", "success_rate"]
+FIELDS = [
+    "task",
+    "variant",
+    "executor",
+    "noise",
+    "delay",
+    "delay_ms",
+    "s",
+    "seeds",
+    "episodes",
+    "successes",
+    "success_rate",
+]
 
 
 def check_sweep(exp: DictConfig) -> dict[str, Any]:
@@ -183,6 +195,7 @@ def results(exp: DictConfig, sweep: dict[str, Any], out: Path) -> list[dict]:
     n_eps = int(exp.eval.episodes)
     rows = []
     for task in exp.tasks:
+        ms = step_ms(exp, task)
         for variant in exp.variants:
             for noise, label, d in _cells(exp, sweep, task, variant):
                 files = [_cell_file(out, variant, task, int(sd), noise, label, d) for sd in exp.seeds]
@@ -199,6 +212,7 @@ def results(exp: DictConfig, sweep: dict[str, Any], out: Path) -> list[dict]:
                         "executor": label,
                         "noise": noise,
                         "delay": d,
+                        "delay_ms": None if ms is None else d * ms,
                         "s": done[0]["s"],
                         "seeds": len(done),
                         "episodes": n,
@@ -210,6 +224,14 @@ def results(exp: DictConfig, sweep: dict[str, Any], out: Path) -> list[dict]:
                     }
                 )
     return rows
+
+
+def step_ms(exp: DictConfig, task: str) -> float | None:
+    """Milliseconds per control step of a task (its ``fps``), None when the task does not say."""
+    from robolearn.train.trainer import make_task_from
+
+    fps = make_task_from(cell_cfg(exp, next(iter(exp.variants)), task, int(exp.seeds[0]), None)).spec.extra.get("fps")
+    return 1000.0 / float(fps) if fps else None
 
 
 def write_results(rows: list[dict], out: Path, title: str) -> None:
@@ -242,6 +264,9 @@ def markdown(rows: list[dict]) -> str:
         lines.append(f"| {key[0]} | {key[1]:g} | {key[2]} | {key[3]} | " + " | ".join(cells) + " |")
     n = sorted({r["episodes"] for r in rows})
     lines.append(f"\nEpisodes per cell (seeds pooled): {', '.join(map(str, n))}; execution horizon s = max(d, 1).")
+    per = {r["task"]: r["delay_ms"] / r["delay"] for r in rows if r["delay"] and r.get("delay_ms") is not None}
+    if per:
+        lines.append("One step of delay: " + ", ".join(f"{t} {v:g} ms" for t, v in per.items()) + ".")
     return "\n".join(lines)
 
 
@@ -265,7 +290,8 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
             ]
             ax.errorbar(x, y, yerr=err, marker="o", ms=3, capsize=2, label=f"{key[0]} / {key[1]}")
         ax.set_title(f"{task}, execution noise {noise:g}")
-        ax.set_xlabel("inference delay d (env steps)")
+        step = next((r["delay_ms"] / r["delay"] for r in mine if r["delay"] and r.get("delay_ms") is not None), None)
+        ax.set_xlabel("inference delay d (env steps" + (f"; {step:g} ms each)" if step else ")"))
         ax.set_ylabel("success (95% CI)")
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
