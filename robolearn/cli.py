@@ -70,6 +70,13 @@ def cmd_correct(a) -> int:
         f"({s['demo_episodes']} demonstration + {s['corrective_episodes']} corrective episodes); "
         "train with data=<it> algo.chunk_key=action_chunk"
     )
+    if "sim_within_threshold_kept" in s:
+        rej = s.get("sim_within_threshold_rejected")
+        print(
+            f"checked in the simulator: {s['sim_within_threshold_kept']:.0%} of the kept labels reach the "
+            f"demonstrated next state within {s['threshold']:g} stds (median {s['sim_error_median_kept']:.3g})"
+            + ("" if rej is None else f", {rej:.0%} of the rejected ones (median {s['sim_error_median_rejected']:.3g})")
+        )
     return 0
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from envs.toy import OFF, ON_ACTION, RECOVER, ChainMDP, TabularLearner, closed_form_costs, exact_cost, train_dagger
-from robolearn.algos.corrective import corrective_samples, keep_labels
+from robolearn.algos.corrective import audit, corrective_samples, keep_labels
 from robolearn.dynamics import cross_fit, fit_dynamics
 
 
@@ -98,6 +98,21 @@ def test_true_dynamics_labels_on_a_linear_system_solve_the_least_squares_problem
         assert chunk.shape == (4, 1) and chunk[0, 0] == smp["action"][0, 0]
         end = ends[np.searchsorted(ends, t, side="right")]
         np.testing.assert_array_equal(chunk[1:, 0], U[np.minimum(np.arange(t + 1, t + 4), end - 1), 0])
+
+
+def test_audit_executes_labels_in_the_true_system():
+    S, U, ends = _linear_demos()
+    true = lambda s, a: s @ A_LIN.T + a @ B_LIN.T  # noqa: E731
+    biased = lambda s, a: s @ A_LIN.T + a @ B_LIN.T + np.array([0.0, 0.05])  # noqa: E731  a wrong model
+    kw = dict(n_samples=40, noise=0.05, horizon=4, obs_horizon=1, bounds=(-np.ones(1), np.ones(1)), n_candidates=64)
+    good = corrective_samples(S, U, ends, true, rng=np.random.default_rng(1), **kw)
+    bad = corrective_samples(S, U, ends, biased, rng=np.random.default_rng(1), **kw)
+    # audited by the system that searched them, the errors are the search's own
+    np.testing.assert_allclose(audit(true, good, S), [g["error"].max() for g in good], rtol=1e-9)
+    # the wrong model's labels look as good to it as the true ones, and fail in the real system
+    assert np.median([b["error"].max() for b in bad]) < 2 * np.median([g["error"].max() for g in good]) + 0.05
+    assert np.median(audit(true, bad, S)) > 5 * np.median(audit(true, good, S))
+    assert audit(true, [], S).shape == (0,)
 
 
 def test_learned_dynamics_fits_a_linear_system_and_untrusted_labels_are_rejected():
@@ -212,6 +227,9 @@ def test_correct_on_catch_with_learned_dynamics(catch_demos, tmp_path):
     assert r.returncode == 0, r.stderr
     info = ReplayBuffer.open(out).attrs["corrective"]
     assert info["dynamics"] == "learned" and 0 < info["kept"] <= 30 and info["heldout_error_median"] > 0
+    # the model's labels were executed in the simulator: reported for kept (and rejected) ones
+    assert 0 <= info["sim_within_threshold_kept"] <= 1 and info["sim_error_median_kept"] > 0
+    assert "checked in the simulator" in r.stdout
 
 
 @pytest.mark.parametrize(

@@ -201,6 +201,21 @@ def keep_labels(
     return [s for s in samples if s["error"].max() < threshold and (heldout is None or heldout[s["t"]].max() < trust)]
 
 
+def audit(step, samples: list[dict[str, Any]], states: np.ndarray) -> np.ndarray:
+    """Each sample's worst error when its actions are executed by ``step`` (e.g. the simulator,
+    for labels a learned model produced): RMS over the state of (reached - demonstrated next) /
+    the demonstrations' std, as the search measures it."""
+    if not samples:
+        return np.zeros(0)
+    scale = states.std(0) + 1e-6
+    t = np.concatenate([smp["t"] for smp in samples])
+    reached = step(
+        np.concatenate([smp["state"] for smp in samples]), np.concatenate([smp["action"] for smp in samples])
+    )
+    err = np.sqrt(np.mean(np.square((reached - states[t + 1]) / scale), axis=-1))
+    return err.reshape(len(samples), -1).max(1)
+
+
 # ---- where the next state comes from --------------------------------------------------------
 class SimStep:
     """The task's simulator as ``step``: put it at each state, execute the action, read the state."""
@@ -345,6 +360,18 @@ def correct(
     finally:
         step.close()
     kept = keep_labels(samples, threshold, heldout, trust)
+    if dynamics == "learned":  # the model's labels, executed in the simulator: does trusting it pay?
+        ids = {id(smp) for smp in kept}
+        sim = SimStep(task)
+        try:
+            true_err = audit(sim, samples, states)
+        finally:
+            sim.close()
+        is_kept = np.array([id(smp) in ids for smp in samples])
+        for name, m in (("kept", is_kept), ("rejected", ~is_kept)):
+            if m.any():
+                info[f"sim_error_median_{name}"] = float(np.median(true_err[m]))
+                info[f"sim_within_threshold_{name}"] = float(np.mean(true_err[m] < threshold))
     summary = write_dataset(task, src, arrays, row_keys, kept, out, horizon, overwrite)
     errs = np.concatenate([s["error"] for s in samples])
     info.update(
