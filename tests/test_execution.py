@@ -162,6 +162,17 @@ def test_rtc_passes_the_previous_chunks_remaining_actions_and_the_soft_mask():
     np.testing.assert_array_equal(acts[10:12, :, 0], [[802, 802], [803, 803]])
 
 
+def test_rtc_hard_mask_ties_only_the_frozen_steps():
+    policy = StepPolicy(horizon=8)
+    run(build_executor({"name": "rtc", "s": 2, "delay": 2, "mask": "hard"}, policy, 1), 9)
+    soft = rtc_weights(8, 2, 2)
+    for c in policy.calls[1:]:
+        np.testing.assert_array_equal(c["w"], [1, 1, 0, 0, 0, 0, 0, 0])
+    assert soft[2] > 0  # the soft mask would have tied step 2 too
+    with pytest.raises(ConfigError, match="exec.mask: expected soft or hard"):
+        build_executor({"name": "rtc", "mask": "medium"}, policy, 1)
+
+
 def test_naive_async_requests_without_a_prefix():
     policy = StepPolicy(horizon=8)
     run(build_executor({"name": "naive_async", "s": 3, "delay": 2}, policy, 1), 9)

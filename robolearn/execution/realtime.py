@@ -55,6 +55,25 @@ class NaiveAsync(ChunkSchedule):
 
 
 class RealTimeChunking(ChunkSchedule):
+    """``mask``: ``soft`` (the paper's method: frozen steps, then the decaying overlap) or ``hard``
+    (its ablation: only the d frozen steps are tied to the previous chunk, everything after is
+    free, so the new chunk reacts fully to the new observation)."""
+
+    def __init__(
+        self,
+        policy,
+        n_envs: int,
+        s: int | None = None,
+        delay: int | str = 0,
+        control_hz: float | None = None,
+        generator=None,
+        mask: str = "soft",
+    ):
+        if mask not in ("soft", "hard"):
+            raise ConfigError(f"exec.mask: expected soft or hard, got {mask!r}")
+        self.mask = mask
+        super().__init__(policy, n_envs, s, delay, control_hz, generator)
+
     def _set_delay(self, d: int) -> None:
         if d > self.s:
             raise ConfigError(
@@ -63,6 +82,8 @@ class RealTimeChunking(ChunkSchedule):
             )
         super()._set_delay(d)
         self.weights = rtc_weights(self.H, self.s, d)
+        if self.mask == "hard":
+            self.weights = np.where(np.arange(self.H) < d, 1.0, 0.0).astype(np.float32)
 
     def _request(self, obs: dict[str, np.ndarray], idx: np.ndarray, first: bool) -> np.ndarray:
         if first:  # nothing to stay consistent with yet
