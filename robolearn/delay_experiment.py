@@ -277,6 +277,11 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     panels = list(dict.fromkeys((r["task"], r["noise"]) for r in rows))
+    # One colour per executor and one line style per head, so that a dozen series stay apart.
+    executors = list(dict.fromkeys(r["executor"] for r in rows))
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    styles = ["-", "--", ":", "-."]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.8), squeeze=False)
     for ax, (task, noise) in zip(axes[0], panels):
         mine = [r for r in rows if r["task"] == task and r["noise"] == noise]
@@ -288,16 +293,30 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
                 [r["success_rate"] - r["success_lo"] for r in pts],
                 [r["success_hi"] - r["success_rate"] for r in pts],
             ]
-            ax.errorbar(x, y, yerr=err, marker="o", ms=3, capsize=2, label=f"{key[0]} / {key[1]}")
+            ax.errorbar(
+                x,
+                y,
+                yerr=err,
+                marker="o",
+                ms=3,
+                capsize=2,
+                color=colours[executors.index(key[1]) % len(colours)],
+                linestyle=styles[variants.index(key[0]) % len(styles)],
+                label=f"{key[0]} / {key[1]}",
+            )
         ax.set_title(f"{task}, execution noise {noise:g}")
         step = next((r["delay_ms"] / r["delay"] for r in mine if r["delay"] and r.get("delay_ms") is not None), None)
         ax.set_xlabel("inference delay d (env steps" + (f"; {step:g} ms each)" if step else ")"))
         ax.set_ylabel("success (95% CI)")
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="lower left")
+    legend = {}
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    fig.legend(list(legend.values()), list(legend), fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.suptitle(title)
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
     plt.close(fig)
