@@ -3,7 +3,9 @@
 The structure of the main figure of real-time chunking (Black, Galliker, Levine 2025): for every
 delay d (env steps of inference latency), every executor runs with the execution horizon
 s = max(d, 1) (a new chunk is requested every s steps and takes over d steps later; RTC needs
-s >= d), with and without execution noise. The experiment file is an ablation file
+s >= d), with and without execution noise. ``horizons: all`` also runs every s from max(d, 1)
+to H - d, as the paper's sweep over execution horizons does (``horizons.png``, success against s
+per delay). The experiment file is an ablation file
 (``robolearn ablate``: tasks, seeds, training overrides, variants = heads, ``from:`` + ``sample:``
 to re-sample a trained model with other inference options) plus a ``sweep`` block::
 
@@ -15,10 +17,11 @@ to re-sample a trained model with other inference options) plus a ``sweep`` bloc
         rtc: {name: rtc}
         bid: {name: bid, n_samples: 8}
         ensemble: {name: ensemble}
+      horizons: min                       # s = max(d, 1); or all: every s from max(d, 1) to H - d
 
 A variant may list ``executors: [rtc]`` to run only those (e.g. a re-sampled model whose inference
 option only changes how RTC's prefix is used). Every cell (variant, task, seed, noise, executor,
-delay) is one JSON file under ``<out>/cells``, written once: a stopped run resumes where it was,
+delay, s) is one JSON file under ``<out>/cells``, written once: a stopped run resumes where it was,
 and training is the ablation's (a trained model is never trained again). Results pool the seeds:
 ``results.csv`` / ``results.md`` (success with its 95% Wilson interval, episodes, mean max score) and
 ``delay.png`` (success against delay, one panel per task and noise level).
@@ -38,6 +41,7 @@ from robolearn.config import save_config, to_dict
 from robolearn.errors import ConfigError
 from robolearn.eval.metrics import summarize, wilson_interval
 
+HORIZONS = ("min", "all")
 FIELDS = [
     "task",
     "variant",
@@ -66,28 +70,51 @@ def check_sweep(exp: DictConfig) -> dict[str, Any]:
         raise ConfigError(f"{where}.noise: expected a list of numbers >= 0, found {noise!r}")
     if not isinstance(execs, DictConfig) or not execs:
         raise ConfigError(f"{where}.executors: expected a mapping label -> exec config, found {execs!r}")
+    horizons = sw.get("horizons", "min")
+    if horizons not in HORIZONS:
+        raise ConfigError(f"{where}.horizons: expected one of {list(HORIZONS)}, found {horizons!r}")
     for v, spec in exp.variants.items():
         only = (spec or {}).get("executors")
         if only is not None and (not OmegaConf.is_list(only) or not set(only) <= set(execs)):
             raise ConfigError(f"{exp._path}: variants.{v}.executors: expected a list of {list(execs)}, found {only!r}")
-    return {"delays": list(delays), "noise": [float(n) for n in noise], "executors": to_dict(execs)}
+    return {
+        "delays": list(delays),
+        "noise": [float(n) for n in noise],
+        "executors": to_dict(execs),
+        "horizons": horizons,
+    }
 
 
-def exec_at(cfg: dict[str, Any], d: int) -> tuple[dict[str, Any], int | None]:
-    """The exec config at delay d with the execution horizon s = max(d, 1) (for executors that
-    have one: ``s``, or ``n_action_steps`` for receding horizon; temporal ensembling has none)."""
+def _horizon_key(cfg: dict[str, Any]) -> str | None:
+    """The exec option that is the execution horizon: ``s``, or ``n_action_steps`` for receding
+    horizon; None for temporal ensembling, which has none."""
+    import inspect
+
     from robolearn.execution import EXECUTORS
 
     cls = EXECUTORS.get(cfg.get("name", ""))
     if cls is None:
         raise ConfigError(f"sweep.executors: unknown executor {cfg.get('name')!r}; choose one of {sorted(EXECUTORS)}")
-    import inspect
-
     params = inspect.signature(cls.__init__).parameters
-    s = max(d, 1)
-    key = "s" if "s" in params else ("n_action_steps" if "n_action_steps" in params else None)
+    return "s" if "s" in params else ("n_action_steps" if "n_action_steps" in params else None)
+
+
+def exec_at(cfg: dict[str, Any], d: int, s: int | None = None) -> tuple[dict[str, Any], int | None]:
+    """The exec config at delay d with the execution horizon s (default max(d, 1)) for executors
+    that have one."""
+    key = _horizon_key(cfg)
+    s = max(d, 1) if s is None else s
     out = {**cfg, "delay": d, **({key: s} if key else {})}
     return out, (s if key else None)
+
+
+def horizons_at(cfg: dict[str, Any], d: int, horizon: int, which: str) -> list[int | None]:
+    """The execution horizons one executor runs at delay d: max(d, 1) (``min``), or every s from
+    max(d, 1) to H - d (``all``); [None] for an executor without one."""
+    if _horizon_key(cfg) is None:
+        return [None]
+    lo = max(d, 1)
+    return [lo] if which == "min" else list(range(lo, max(horizon - d, lo) + 1))
 
 
 def check_windows(exp: DictConfig, sweep: dict[str, Any], tasks: list[str]) -> None:
@@ -108,23 +135,36 @@ def check_windows(exp: DictConfig, sweep: dict[str, Any], tasks: list[str]) -> N
                 obs_horizon=int(pol.obs_horizon),
                 action_dim=make_task_from(cfg).spec.action_dim,
             )
-            for _, label, d in _cells(exp, sweep, task, variant):
+            for _, label, d, s in _cells(exp, sweep, task, variant):
                 try:
-                    build_executor(exec_at(sweep["executors"][label], d)[0], shape, 1)
+                    build_executor(exec_at(sweep["executors"][label], d, s)[0], shape, 1)
                 except ConfigError as e:
+                    at = f"delay {d}" + (f", s = {s}" if s is not None and s != max(d, 1) else "")
                     raise ConfigError(
-                        f"{exp._path}: sweep.executors.{label} at delay {d} ({task}, {variant}): {e}"
+                        f"{exp._path}: sweep.executors.{label} at {at} ({task}, {variant}): {e}"
                     ) from None
 
 
 def _cells(exp, sweep, task, variant):
+    """(noise, executor label, delay, execution horizon) of every cell of one trained model."""
     only = (exp.variants[variant] or {}).get("executors")
     labels = [e for e in sweep["executors"] if only is None or e in only]
-    return [(n, e, d) for n in sweep["noise"] for e in labels for d in sweep["delays"]]
+    horizon = int(cell_cfg(exp, variant, task, 0, None).policy.horizon) if sweep["horizons"] != "min" else 0
+    return [
+        (n, e, d, s)
+        for n in sweep["noise"]
+        for e in labels
+        for d in sweep["delays"]
+        for s in horizons_at(sweep["executors"][e], d, horizon, sweep["horizons"])
+    ]
 
 
-def _cell_file(out: Path, variant: str, task: str, seed: int, noise: float, label: str, d: int) -> Path:
-    return out / "cells" / task / variant / f"s{seed}" / f"{label}_n{noise:g}_d{d}.json"
+def _cell_file(
+    out: Path, variant: str, task: str, seed: int, noise: float, label: str, d: int, s: int | None = None
+) -> Path:
+    """A cell at the default horizon s = max(d, 1) keeps its name whatever ``horizons`` says."""
+    tail = "" if s is None or s == max(d, 1) else f"_s{s}"
+    return out / "cells" / task / variant / f"s{seed}" / f"{label}_n{noise:g}_d{d}{tail}.json"
 
 
 def run_delay_experiment(
@@ -163,10 +203,10 @@ def run_delay_experiment(
         policy = ChunkPolicy.load(ckpt, device=pick_device(str(cfg.device)), head_overrides=sample)
         env_task = make_task_from(cfg)
         n_eps, n_envs = int(cfg.eval.episodes), int(cfg.eval.n_envs)
-        for noise, label, d in todo:
-            ex, s = exec_at(sweep["executors"][label], d)
+        for noise, label, d, s_at in todo:
+            ex, s = exec_at(sweep["executors"][label], d, s_at)
             build_executor(ex, policy, min(n_envs, n_eps))  # a bad combination fails before its rollout
-            bar.set_postfix(cell=f"{variant}/{task}/s{seed} {label} d={d} noise={noise:g}")
+            bar.set_postfix(cell=f"{variant}/{task}/s{seed} {label} d={d} s={s} noise={noise:g}")
             records = rollout(
                 lambda n, w, ex=ex: build_executor(ex, policy, n, generator=wave_generator(policy, seed, w)),
                 env_task,
@@ -181,7 +221,7 @@ def run_delay_experiment(
             m = summarize(records)
             write_json(
                 {"summary": m, "exec": ex, "s": s, "delay": d, "noise": noise, "seed": seed, "episodes": records},
-                _cell_file(out, variant, task, seed, noise, label, d),
+                _cell_file(out, variant, task, seed, noise, label, d, s_at),
             )
     rows = results(exp, sweep, out)
     write_results(rows, out, str(exp._name))
@@ -189,7 +229,7 @@ def run_delay_experiment(
 
 
 def results(exp: DictConfig, sweep: dict[str, Any], out: Path) -> list[dict]:
-    """One row per (task, variant, executor, noise, delay), seeds pooled (every finished cell). Each
+    """One row per (task, variant, executor, noise, delay, s), seeds pooled (every finished cell). Each
     seed contributes its first ``eval.episodes`` episodes (by evaluation seed), so a cell evaluated
     with more episodes under an earlier setting weighs the same as the others."""
     n_eps = int(exp.eval.episodes)
@@ -197,8 +237,8 @@ def results(exp: DictConfig, sweep: dict[str, Any], out: Path) -> list[dict]:
     for task in exp.tasks:
         ms = step_ms(exp, task)
         for variant in exp.variants:
-            for noise, label, d in _cells(exp, sweep, task, variant):
-                files = [_cell_file(out, variant, task, int(sd), noise, label, d) for sd in exp.seeds]
+            for noise, label, d, s in _cells(exp, sweep, task, variant):
+                files = [_cell_file(out, variant, task, int(sd), noise, label, d, s) for sd in exp.seeds]
                 done = [json.loads(f.read_text()) for f in files if f.exists()]
                 if not done:
                     continue
@@ -242,14 +282,45 @@ def write_results(rows: list[dict], out: Path, title: str) -> None:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         w.writerows(rows)
-    write_text(out / "results.md", f"# {title}\n\n{markdown(rows)}\n")
+    text = markdown(rows)
+    if any(not _at_min(r) for r in rows):
+        text += "\n\n## Success against the execution horizon s\n\n" + markdown_horizons(rows)
+    write_text(out / "results.md", f"# {title}\n\n{text}\n")
     write_json(rows, out / "results.json")
     if rows:
         plot(rows, out / "delay.png", title)
+    if any(not _at_min(r) for r in rows):
+        plot_horizons(rows, out / "horizons.png", title)
+
+
+def _at_min(row: dict) -> bool:
+    """A row at the default execution horizon s = max(d, 1) (or of an executor without one)."""
+    return row["s"] is None or row["s"] == max(row["delay"], 1)
+
+
+def _ci(r: dict) -> str:
+    return f"{r['success_rate']:.2f} [{r['success_lo']:.2f}, {r['success_hi']:.2f}]"
+
+
+def markdown_horizons(rows: list[dict]) -> str:
+    """Success [95% CI] per (task, noise, variant, executor, delay) row, one column per s."""
+    rows = [r for r in rows if r["s"] is not None]
+    horizons = sorted({r["s"] for r in rows})
+    by = {(r["task"], r["noise"], r["variant"], r["executor"], r["delay"], r["s"]): r for r in rows}
+    lines = [
+        "| task | noise | head | executor | d | " + " | ".join(f"s = {s}" for s in horizons) + " |",
+        "|---|---|---|---|---|" + "---|" * len(horizons),
+    ]
+    for key in dict.fromkeys((r["task"], r["noise"], r["variant"], r["executor"], r["delay"]) for r in rows):
+        cells = [_ci(by[(*key, s)]) if (*key, s) in by else "" for s in horizons]
+        lines.append(f"| {key[0]} | {key[1]:g} | {key[2]} | {key[3]} | {key[4]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def markdown(rows: list[dict]) -> str:
-    """Success [95% CI] per (task, noise, variant, executor) row, one column per delay."""
+    """Success [95% CI] per (task, noise, variant, executor) row, one column per delay, at the
+    default execution horizon s = max(d, 1)."""
+    rows = [r for r in rows if _at_min(r)]
     delays = sorted({r["delay"] for r in rows})
     by = {(r["task"], r["noise"], r["variant"], r["executor"], r["delay"]): r for r in rows}
     lines = [
@@ -260,7 +331,7 @@ def markdown(rows: list[dict]) -> str:
         cells = []
         for d in delays:
             r = by.get((*key, d))
-            cells.append(f"{r['success_rate']:.2f} [{r['success_lo']:.2f}, {r['success_hi']:.2f}]" if r else "")
+            cells.append(_ci(r) if r else "")
         lines.append(f"| {key[0]} | {key[1]:g} | {key[2]} | {key[3]} | " + " | ".join(cells) + " |")
     n = sorted({r["episodes"] for r in rows})
     lines.append(f"\nEpisodes per cell (seeds pooled): {', '.join(map(str, n))}; execution horizon s = max(d, 1).")
@@ -270,48 +341,44 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def plot(rows: list[dict], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
+def _styles(rows: list[dict]):
+    """One colour per executor and one line style per head, so that a dozen series stay apart."""
     import matplotlib.pyplot as plt
 
-    panels = list(dict.fromkeys((r["task"], r["noise"]) for r in rows))
-    # One colour per executor and one line style per head, so that a dozen series stay apart.
     executors = list(dict.fromkeys(r["executor"] for r in rows))
     variants = list(dict.fromkeys(r["variant"] for r in rows))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     styles = ["-", "--", ":", "-."]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.8), squeeze=False)
-    for ax, (task, noise) in zip(axes[0], panels):
-        mine = [r for r in rows if r["task"] == task and r["noise"] == noise]
-        for key in dict.fromkeys((r["variant"], r["executor"]) for r in mine):
-            pts = sorted((r for r in mine if (r["variant"], r["executor"]) == key), key=lambda r: r["delay"])
-            x = [r["delay"] for r in pts]
-            y = [r["success_rate"] for r in pts]
-            err = [
-                [r["success_rate"] - r["success_lo"] for r in pts],
-                [r["success_hi"] - r["success_rate"] for r in pts],
-            ]
-            ax.errorbar(
-                x,
-                y,
-                yerr=err,
-                marker="o",
-                ms=3,
-                capsize=2,
-                color=colours[executors.index(key[1]) % len(colours)],
-                linestyle=styles[variants.index(key[0]) % len(styles)],
-                label=f"{key[0]} / {key[1]}",
-            )
-        ax.set_title(f"{task}, execution noise {noise:g}")
-        step = next((r["delay_ms"] / r["delay"] for r in mine if r["delay"] and r.get("delay_ms") is not None), None)
-        ax.set_xlabel("inference delay d (env steps" + (f"; {step:g} ms each)" if step else ")"))
-        ax.set_ylabel("success (95% CI)")
-        ax.set_ylim(-0.02, 1.02)
-        ax.grid(alpha=0.3)
+
+    def style(variant: str, executor: str) -> dict:
+        return {
+            "color": colours[executors.index(executor) % len(colours)],
+            "linestyle": styles[variants.index(variant) % len(styles)],
+        }
+
+    return style
+
+
+def _errorbars(ax, pts: list[dict], x: str, label: str, style: dict) -> None:
+    err = [
+        [r["success_rate"] - r["success_lo"] for r in pts],
+        [r["success_hi"] - r["success_rate"] for r in pts],
+    ]
+    ax.errorbar(
+        [r[x] for r in pts],
+        [r["success_rate"] for r in pts],
+        yerr=err,
+        marker="o",
+        ms=3,
+        capsize=2,
+        label=label,
+        **style,
+    )
+
+
+def _finish(fig, axes, path: Path, title: str) -> None:
     legend = {}
-    for ax in axes[0]:
+    for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             legend.setdefault(label, handle)
     fig.legend(list(legend.values()), list(legend), fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
@@ -319,4 +386,56 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, bbox_inches="tight")
+
+
+def plot_horizons(rows: list[dict], path: Path, title: str) -> None:
+    """Success against the execution horizon s: one panel per (task, noise) and delay."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in rows if r["s"] is not None]
+    style = _styles(rows)
+    panels = list(dict.fromkeys((r["task"], r["noise"]) for r in rows))
+    delays = sorted({r["delay"] for r in rows})
+    fig, axes = plt.subplots(len(panels), len(delays), figsize=(3.6 * len(delays), 3.0 * len(panels)), squeeze=False)
+    for (task, noise), line in zip(panels, axes):
+        for d, ax in zip(delays, line):
+            mine = [r for r in rows if r["task"] == task and r["noise"] == noise and r["delay"] == d]
+            for key in dict.fromkeys((r["variant"], r["executor"]) for r in mine):
+                pts = sorted((r for r in mine if (r["variant"], r["executor"]) == key), key=lambda r: r["s"])
+                _errorbars(ax, pts, "s", f"{key[0]} / {key[1]}", style(*key))
+            ax.set_title(f"{task}, noise {noise:g}, d = {d}", fontsize=9)
+            ax.set_xlabel("execution horizon s")
+            ax.set_ylabel("success (95% CI)")
+            ax.set_ylim(-0.02, 1.02)
+            ax.grid(alpha=0.3)
+    _finish(fig, list(axes.flat), path, title)
+    plt.close(fig)
+
+
+def plot(rows: list[dict], path: Path, title: str) -> None:
+    """Success against delay at the default execution horizon: one panel per (task, noise)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in rows if _at_min(r)]
+    style = _styles(rows)
+    panels = list(dict.fromkeys((r["task"], r["noise"]) for r in rows))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.8), squeeze=False)
+    for ax, (task, noise) in zip(axes[0], panels):
+        mine = [r for r in rows if r["task"] == task and r["noise"] == noise]
+        for key in dict.fromkeys((r["variant"], r["executor"]) for r in mine):
+            pts = sorted((r for r in mine if (r["variant"], r["executor"]) == key), key=lambda r: r["delay"])
+            _errorbars(ax, pts, "delay", f"{key[0]} / {key[1]}", style(*key))
+        ax.set_title(f"{task}, execution noise {noise:g}")
+        step = next((r["delay_ms"] / r["delay"] for r in mine if r["delay"] and r.get("delay_ms") is not None), None)
+        ax.set_xlabel("inference delay d (env steps" + (f"; {step:g} ms each)" if step else ")"))
+        ax.set_ylabel("success (95% CI)")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+    _finish(fig, list(axes[0]), path, title)
     plt.close(fig)

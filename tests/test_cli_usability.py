@@ -98,7 +98,7 @@ def test_every_shipped_experiment_composes_every_cell():
     from robolearn.delay_experiment import check_sweep, check_windows
 
     files = sorted((Path(robolearn.__file__).parent / "configs" / "experiment").glob("*.yaml"))
-    assert {"much_ado", "heads_pusht", "rtc_delay", "rtc_heads"} <= {f.stem for f in files}
+    assert {"much_ado", "heads_pusht", "rtc_delay", "rtc_heads", "rtc_horizons"} <= {f.stem for f in files}
     for f in files:
         exp = load_experiment(f.stem)
         for task in exp.tasks:

@@ -95,3 +95,50 @@ def test_a_bad_sweep_is_one_line_before_any_work(tmp_path, delays, words):
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert all(w in r.stderr for w in words), r.stderr
     assert not (tmp_path / "out" / "data").exists()  # nothing collected
+
+
+def test_horizons_all_runs_every_execution_horizon_and_keeps_the_default_cells(tmp_path):
+    """``sweep.horizons: all`` runs s = max(d, 1) .. H - d (the RTC paper's sweep); the cell at the
+    default s keeps the name it has without the sweep, so a finished delay experiment is reused."""
+    from robolearn.delay_experiment import _cell_file, horizons_at
+
+    assert horizons_at({"name": "naive_async"}, 0, 4, "all") == [1, 2, 3, 4]
+    assert horizons_at({"name": "rtc"}, 1, 4, "all") == [1, 2, 3]
+    assert horizons_at({"name": "rtc"}, 2, 4, "min") == [2]
+    assert horizons_at({"name": "ensemble"}, 2, 4, "all") == [None]
+    assert _cell_file(tmp_path, "v", "t", 0, 0.0, "rtc", 2, 2).name == "rtc_n0_d2.json"
+    assert _cell_file(tmp_path, "v", "t", 0, 0.0, "rtc", 2, 3).name == "rtc_n0_d2_s3.json"
+
+    text = (
+        EXPERIMENT.format(delays="[1]")
+        .replace("noise: [0.0, 0.1]", "noise: [0.0]\n  horizons: all")
+        .replace("policy.head.num_steps=2]", "policy.head.num_steps=2, policy.horizon=4, policy.n_action_steps=2]")
+        .replace("    bid: {name: bid, n_samples: 2}\n", "    ensemble: {name: ensemble}\n")
+    )
+    exp = tmp_path / "horizons.yaml"
+    exp.write_text(text)
+    out = tmp_path / "out"
+    r = _run([str(exp), "--out", str(out)], tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    got = {(r["variant"], r["executor"], r["s"]) for r in rows}
+    # H = 4, d = 1: s in 1..3 for naive async and RTC; ensembling has no s; flow_given runs RTC only
+    assert got == {
+        *{("flow", "naive_async", str(s)) for s in (1, 2, 3)},
+        *{("flow", "rtc", str(s)) for s in (1, 2, 3)},
+        ("flow", "ensemble", ""),
+        *{("flow_given", "rtc", str(s)) for s in (1, 2, 3)},
+    }
+    cells = out / "cells/catch/flow/s0"
+    assert {p.name for p in cells.glob("rtc_*")} == {"rtc_n0_d1.json", "rtc_n0_d1_s2.json", "rtc_n0_d1_s3.json"}
+    assert json.loads((cells / "rtc_n0_d1_s3.json").read_text())["exec"]["s"] == 3
+    md = (out / "results.md").read_text()
+    assert "Success against the execution horizon s" in md and "| s = 3 |" in md
+    assert (out / "horizons.png").stat().st_size > 5000
+    # a bad value is one line before any work
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace("horizons: all", "horizons: some"))
+    r = _run([str(bad), "--out", str(tmp_path / "out2")], tmp_path)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "sweep.horizons" in r.stderr and "'some'" in r.stderr
