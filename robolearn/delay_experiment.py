@@ -108,6 +108,11 @@ def exec_at(cfg: dict[str, Any], d: int, s: int | None = None) -> tuple[dict[str
     return out, (s if key else None)
 
 
+def _default_s(d: int, s: int | None) -> bool:
+    """Whether s is the default execution horizon max(d, 1) at delay d (None: no horizon)."""
+    return s is None or s == max(d, 1)
+
+
 def horizons_at(cfg: dict[str, Any], d: int, horizon: int, which: str) -> list[int | None]:
     """The execution horizons one executor runs at delay d: max(d, 1) (``min``), or every s from
     max(d, 1) to H - d (``all``); [None] for an executor without one."""
@@ -139,7 +144,7 @@ def check_windows(exp: DictConfig, sweep: dict[str, Any], tasks: list[str]) -> N
                 try:
                     build_executor(exec_at(sweep["executors"][label], d, s)[0], shape, 1)
                 except ConfigError as e:
-                    at = f"delay {d}" + (f", s = {s}" if s is not None and s != max(d, 1) else "")
+                    at = f"delay {d}" + ("" if _default_s(d, s) else f", s = {s}")
                     raise ConfigError(
                         f"{exp._path}: sweep.executors.{label} at {at} ({task}, {variant}): {e}"
                     ) from None
@@ -163,7 +168,7 @@ def _cell_file(
     out: Path, variant: str, task: str, seed: int, noise: float, label: str, d: int, s: int | None = None
 ) -> Path:
     """A cell at the default horizon s = max(d, 1) keeps its name whatever ``horizons`` says."""
-    tail = "" if s is None or s == max(d, 1) else f"_s{s}"
+    tail = "" if _default_s(d, s) else f"_s{s}"
     return out / "cells" / task / variant / f"s{seed}" / f"{label}_n{noise:g}_d{d}{tail}.json"
 
 
@@ -283,19 +288,20 @@ def write_results(rows: list[dict], out: Path, title: str) -> None:
         w.writeheader()
         w.writerows(rows)
     text = markdown(rows)
-    if any(not _at_min(r) for r in rows):
+    swept = any(not _at_min(r) for r in rows)
+    if swept:
         text += "\n\n## Success against the execution horizon s\n\n" + markdown_horizons(rows)
     write_text(out / "results.md", f"# {title}\n\n{text}\n")
     write_json(rows, out / "results.json")
     if rows:
         plot(rows, out / "delay.png", title)
-    if any(not _at_min(r) for r in rows):
+    if swept:
         plot_horizons(rows, out / "horizons.png", title)
 
 
 def _at_min(row: dict) -> bool:
     """A row at the default execution horizon s = max(d, 1) (or of an executor without one)."""
-    return row["s"] is None or row["s"] == max(row["delay"], 1)
+    return _default_s(row["delay"], row["s"])
 
 
 def _ci(r: dict) -> str:
