@@ -137,12 +137,14 @@ def cmd_train(a) -> int:
         dist.close()
 
 
-def _eval_and_print(ckpt, episodes, n_envs, seed_start, videos, exec_cfg, out_dir, dist=None, action_noise=0.0) -> int:
+def _eval_and_print(
+    ckpt, episodes, n_envs, seed_start, videos, exec_cfg, out_dir, dist=None, action_noise=0.0, head=None
+) -> int:
     from robolearn.eval.rollout import evaluate_policy
     from robolearn.policy import ChunkPolicy
     from robolearn.train.trainer import pick_device
 
-    policy = ChunkPolicy.load(ckpt, device=pick_device("auto"))
+    policy = ChunkPolicy.load(ckpt, device=pick_device("auto"), head_overrides=head)
     t = policy.meta.get("task") or {}
     task = _task_from(t.get("name"), dict(t.get("kwargs") or {}))
     m = evaluate_policy(
@@ -186,15 +188,20 @@ def cmd_eval(a) -> int:
     ckpt = Path(a.checkpoint)
     if (ckpt / "checkpoints" / "last").is_dir():
         ckpt = ckpt / "checkpoints" / "last"
+    head, exec_overrides = {}, {}
+    for o in a.overrides:
+        k, sep, v = o.partition("=")
+        if not sep:
+            raise ConfigError(f"override {o!r}: expected key=value")
+        if k.removeprefix("policy.").startswith("head."):
+            head[k.removeprefix("policy.").removeprefix("head.")] = _parse_value(v)
+        else:
+            exec_overrides[k.removeprefix("exec.")] = _parse_value(v)
+    _check_head_overrides(ckpt, head)
     execs = []
     for name in a.exec.split(","):
         cfg = {k: v for k, v in dict(load_group("exec", name.strip())).items() if k != "_name"}
-        for o in a.overrides:
-            k, sep, v = o.partition("=")
-            if not sep:
-                raise ConfigError(f"override {o!r}: expected key=value")
-            cfg[k.removeprefix("exec.")] = _parse_value(v)
-        execs.append(cfg)
+        execs.append({**cfg, **exec_overrides})
     if a.delays is None:
         if len(execs) > 1:
             raise ConfigError("several executors given: add --delays (e.g. --delays 0) to compare them")
@@ -202,14 +209,41 @@ def cmd_eval(a) -> int:
         dist = _dist()
         try:
             return _eval_and_print(
-                ckpt, a.episodes, a.n_envs, a.seed_start, a.videos, execs[0], out, dist, a.action_noise
+                ckpt, a.episodes, a.n_envs, a.seed_start, a.videos, execs[0], out, dist, a.action_noise, head
             )
         finally:
             dist.close()
-    return _delay_sweep(ckpt, execs, a)
+    return _delay_sweep(ckpt, execs, a, head)
 
 
-def _delay_sweep(ckpt: Path, execs: list[dict], a) -> int:
+def _check_head_overrides(ckpt: Path, head: dict) -> None:
+    """``head.KEY=VALUE`` on ``robolearn eval`` changes a sampling option of the trained head
+    (``head.num_steps=20``, ``head.init_noise=zero``): KEY must be an option of that head."""
+    if not head:
+        return
+    import inspect
+    import json
+
+    from robolearn.errors import ConfigError
+    from robolearn.heads import head_class
+
+    cfg_file = ckpt / "config.json"
+    try:
+        name = json.loads(cfg_file.read_text())["policy"]["head"]["name"]
+    except Exception:
+        return  # ChunkPolicy.load names what is wrong with the checkpoint itself
+    params = inspect.signature(head_class(name).__init__).parameters.values()
+    named = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    options = named - {"self", "cond_dim", "action_dim", "horizon"}
+    for k in head:
+        if k not in options:
+            raise ConfigError(
+                f"head.{k}: expected an option of the checkpoint's {name!r} head ({', '.join(sorted(options))}), "
+                f"found {k!r}"
+            )
+
+
+def _delay_sweep(ckpt: Path, execs: list[dict], a, head: dict | None = None) -> int:
     from robolearn.errors import ConfigError
     from robolearn.eval.delay_sweep import sweep
     from robolearn.policy import ChunkPolicy
@@ -219,7 +253,7 @@ def _delay_sweep(ckpt: Path, execs: list[dict], a) -> int:
         delays = [int(d) for d in a.delays.split(",")]
     except ValueError:
         raise ConfigError(f"--delays: expected comma-separated integers, got {a.delays!r}") from None
-    policy = ChunkPolicy.load(ckpt, device=pick_device("auto"))
+    policy = ChunkPolicy.load(ckpt, device=pick_device("auto"), head_overrides=head)
     t = policy.meta.get("task") or {}
     task = _task_from(t.get("name"), dict(t.get("kwargs") or {}))
     out = Path(a.out) if a.out else ckpt.parent.parent / "eval" / "delay_sweep"
@@ -459,7 +493,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="execution noise: Gaussian, std in half action ranges, added to every executed action (seeded)",
     )
     e.add_argument("--out", default=None)
-    e.add_argument("overrides", nargs="*", help="exec options for every executor, e.g. s=4 delay=2")
+    e.add_argument(
+        "overrides",
+        nargs="*",
+        help="exec options for every executor (s=4 delay=2); head.KEY=VALUE changes a sampling option "
+        "of the trained head (head.num_steps=20, head.init_noise=zero)",
+    )
     e.set_defaults(fn=cmd_eval)
 
     q = sub.add_parser("quickstart", help="collect FetchPush demos, train, evaluate, print the table")

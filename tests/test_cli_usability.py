@@ -66,6 +66,41 @@ def test_executor_options_anywhere_on_the_line(run, tmp_path):
     assert m["exec"]["s"] == 4 and m["exec"]["delay"] == 2 and m["episodes"] == 2
 
 
+def test_head_sampling_options_on_eval(reach, tmp_path):
+    """`robolearn eval RUN head.num_steps=2` samples the trained flow head with 2 Euler steps
+    (Diffusion Policy's num_inference_steps at evaluation); the metrics record what was used."""
+    import json
+
+    d = tmp_path / "flow"
+    r = cli(
+        "train",
+        "task=fetch_reach",
+        "policy=flow",
+        f"data={reach}",
+        f"run_dir={d}",
+        "algo.steps=10",
+        "algo.batch_size=8",
+    )
+    assert r.returncode == 0, r.stderr
+    r = cli(
+        "eval",
+        str(d),
+        "head.num_steps=2",
+        "head.init_noise=zero",
+        "--episodes",
+        "1",
+        "--videos",
+        "0",
+        "--out",
+        str(tmp_path / "e"),
+    )
+    assert r.returncode == 0, r.stderr
+    head = json.loads((tmp_path / "e" / "metrics.json").read_text())["summary"]["head"]
+    assert head["name"] == "flow" and head["num_steps"] == 2 and head["init_noise"] == "zero"
+    trained = json.loads((d / "checkpoints" / "last" / "config.json").read_text())["policy"]["head"]
+    assert trained["num_steps"] == 10  # the checkpoint itself is untouched
+
+
 def test_every_choice_is_findable():
     top = cli("--help").stdout
     for cmd in ("collect", "train", "eval", "dagger", "dart", "ablate", "convert", "inspect", "list", "quickstart"):

@@ -251,6 +251,7 @@ def evaluate_policy(
     metrics = summarize(records)
     metrics["seed_start"] = seed_start
     metrics["exec"] = exec_cfg
+    metrics["head"] = dict(policy.cfg.get("head") or {})  # the head's options as sampled (robolearn eval head.*=)
     metrics["action_noise"] = action_noise
     if out_dir:
         write_json({"summary": metrics, "episodes": records}, Path(out_dir) / "metrics.json")
