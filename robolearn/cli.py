@@ -137,16 +137,34 @@ def cmd_train(a) -> int:
         dist.close()
 
 
+def _checkpoint_task(policy, max_steps: int | None = None):
+    """The task a checkpoint was trained on, optionally with another episode step limit."""
+    t = policy.meta.get("task") or {}
+    kwargs = dict(t.get("kwargs") or {})
+    if max_steps is not None:
+        kwargs["max_steps"] = max_steps
+    return _task_from(t.get("name"), kwargs)
+
+
 def _eval_and_print(
-    ckpt, episodes, n_envs, seed_start, videos, exec_cfg, out_dir, dist=None, action_noise=0.0, head=None
+    ckpt,
+    episodes,
+    n_envs,
+    seed_start,
+    videos,
+    exec_cfg,
+    out_dir,
+    dist=None,
+    action_noise=0.0,
+    head=None,
+    max_steps=None,
 ) -> int:
     from robolearn.eval.rollout import evaluate_policy
     from robolearn.policy import ChunkPolicy
     from robolearn.train.trainer import pick_device
 
     policy = ChunkPolicy.load(ckpt, device=pick_device("auto"), head_overrides=head)
-    t = policy.meta.get("task") or {}
-    task = _task_from(t.get("name"), dict(t.get("kwargs") or {}))
+    task = _checkpoint_task(policy, max_steps)
     m = evaluate_policy(
         policy,
         task,
@@ -179,6 +197,8 @@ def cmd_eval(a) -> int:
     _count("--n-envs", a.n_envs)
     _count("--videos", a.videos, minimum=0)
     _count("--seed-start", a.seed_start, minimum=0)
+    if a.max_steps is not None:
+        _count("--max-steps", a.max_steps)
     from robolearn.config import load_group
     from robolearn.errors import ConfigError
 
@@ -209,7 +229,17 @@ def cmd_eval(a) -> int:
         dist = _dist()
         try:
             return _eval_and_print(
-                ckpt, a.episodes, a.n_envs, a.seed_start, a.videos, execs[0], out, dist, a.action_noise, head
+                ckpt,
+                a.episodes,
+                a.n_envs,
+                a.seed_start,
+                a.videos,
+                execs[0],
+                out,
+                dist,
+                a.action_noise,
+                head,
+                a.max_steps,
             )
         finally:
             dist.close()
@@ -254,8 +284,7 @@ def _delay_sweep(ckpt: Path, execs: list[dict], a, head: dict | None = None) -> 
     except ValueError:
         raise ConfigError(f"--delays: expected comma-separated integers, got {a.delays!r}") from None
     policy = ChunkPolicy.load(ckpt, device=pick_device("auto"), head_overrides=head)
-    t = policy.meta.get("task") or {}
-    task = _task_from(t.get("name"), dict(t.get("kwargs") or {}))
+    task = _checkpoint_task(policy, a.max_steps)
     out = Path(a.out) if a.out else ckpt.parent.parent / "eval" / "delay_sweep"
     rows = sweep(
         policy,
@@ -476,6 +505,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--episodes", type=int, default=50)
     e.add_argument("--n-envs", type=int, default=10)
     e.add_argument("--seed-start", type=int, default=100_000)
+    e.add_argument(
+        "--max-steps",
+        type=int,
+        default=None,
+        help="episode step limit (default: the task's, e.g. Push-T's 300); episodes still end at success",
+    )
     e.add_argument("--videos", type=int, default=2)
     e.add_argument(
         "--exec",

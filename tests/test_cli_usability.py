@@ -66,9 +66,10 @@ def test_executor_options_anywhere_on_the_line(run, tmp_path):
     assert m["exec"]["s"] == 4 and m["exec"]["delay"] == 2 and m["episodes"] == 2
 
 
-def test_head_sampling_options_on_eval(reach, tmp_path):
+def test_head_sampling_options_and_step_limit_on_eval(reach, tmp_path):
     """`robolearn eval RUN head.num_steps=2` samples the trained flow head with 2 Euler steps
-    (Diffusion Policy's num_inference_steps at evaluation); the metrics record what was used."""
+    (Diffusion Policy's num_inference_steps at evaluation); `--max-steps` changes the episode
+    limit; the metrics record what was used."""
     import json
 
     d = tmp_path / "flow"
@@ -89,13 +90,17 @@ def test_head_sampling_options_on_eval(reach, tmp_path):
         "head.init_noise=zero",
         "--episodes",
         "1",
+        "--max-steps",
+        "7",
         "--videos",
         "0",
         "--out",
         str(tmp_path / "e"),
     )
     assert r.returncode == 0, r.stderr
-    head = json.loads((tmp_path / "e" / "metrics.json").read_text())["summary"]["head"]
+    m = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert m["summary"]["max_steps"] == 7 and all(e["length"] <= 7 for e in m["episodes"])
+    head = m["summary"]["head"]
     assert head["name"] == "flow" and head["num_steps"] == 2 and head["init_noise"] == "zero"
     trained = json.loads((d / "checkpoints" / "last" / "config.json").read_text())["policy"]["head"]
     assert trained["num_steps"] == 10  # the checkpoint itself is untouched

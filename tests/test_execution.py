@@ -89,6 +89,23 @@ def test_default_execution_horizon_is_the_policys_n_action_steps():
     np.testing.assert_array_equal(acts[:, 0, 0], EXPECTED_S3[0][0])
 
 
+@pytest.mark.parametrize(
+    "d, expected",
+    [
+        # stride 2 on H = 8: the chunk played back at 2x is indices 1, 3, 5, 7; default
+        # n_action_steps = ceil(3 / 2) = 2 executed steps (the same stretch of the plan)
+        (0, [1, 3, 201, 203, 401, 403]),
+        # delay 1: the chunk requested at step 2 takes over at step 3, its index 0 skipped
+        (1, [1, 3, 5, 203, 205, 403]),
+    ],
+)
+def test_receding_stride_plays_the_chunk_back_faster(d, expected):
+    ex = build_executor({"name": "receding", "stride": 2, "delay": d}, StepPolicy(horizon=8, n_action_steps=3), 1)
+    assert ex.H == 4 and ex.s == 2
+    acts, _ = run(ex, len(expected))
+    assert acts[:, 0, 0].tolist() == expected
+
+
 def test_receding_with_more_delay_than_steps_pipelines_requests():
     # n_action_steps=1, d=2: a request every step, each chunk arrives 2 steps later and runs
     # for one step at its index 2; chunk 0 (synchronous) covers steps 0..2.
@@ -288,6 +305,8 @@ def test_delay_auto_measures_once_and_converts_with_control_hz():
         {"name": "ensemble", "delay": 8},
         {"name": "receding", "n_action_steps": 0},
         {"name": "receding", "n_action_steps": 9},
+        {"name": "receding", "stride": 0},
+        {"name": "receding", "stride": 2, "n_action_steps": 5},  # the 2x chunk has 4 steps
         {"name": "receding", "delay": -1},
         {"name": "receding", "delay": "auto"},  # auto without control_hz
         {"name": "receding", "delay": 1.5},

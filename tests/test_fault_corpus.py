@@ -356,6 +356,7 @@ def test_resume_from_a_broken_state(trained, corpus, case, capsys, tmp_path):
         ["--delays", "a,b"],
         ["head.num_stepz=3"],
         ["head.loss=huber"],
+        ["--max-steps", "0"],
     ],
 )
 def test_eval_with_bad_options(trained, argv, capsys, tmp_path):
@@ -366,5 +367,5 @@ def test_eval_with_bad_options(trained, argv, capsys, tmp_path):
 
 def test_counts():
     """At least 40 cases across datasets, checkpoints, resume states and options."""
-    n = len(DATASET_CASES) + len(INSPECT_CASES) + len(OPTION_CASES) + len(CKPT_CASES) + 3 + 8 + 1
+    n = len(DATASET_CASES) + len(INSPECT_CASES) + len(OPTION_CASES) + len(CKPT_CASES) + 3 + 9 + 1
     assert n >= 40, n

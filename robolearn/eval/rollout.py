@@ -250,6 +250,7 @@ def evaluate_policy(
         records = sorted((r for shard in shards for r in shard), key=lambda r: r["seed"])
     metrics = summarize(records)
     metrics["seed_start"] = seed_start
+    metrics["max_steps"] = int(task.spec.max_steps)
     metrics["exec"] = exec_cfg
     metrics["head"] = dict(policy.cfg.get("head") or {})  # the head's options as sampled (robolearn eval head.*=)
     metrics["action_noise"] = action_noise

@@ -101,10 +101,14 @@ class DelayedExecutor(Executor):
 
     def __init__(self, policy, n_envs: int, delay: int | str = 0, control_hz: float | None = None, generator=None):
         self.policy, self.n_envs, self.generator = policy, int(n_envs), generator
-        self.H, self.A = int(policy.horizon), int(policy.action_dim)
+        self.H, self.A = self._chunk_length(), int(policy.action_dim)
         self.control_hz = control_hz
         self._delay = parse_delay(delay, control_hz)
         self.d: int | None = None
+
+    def _chunk_length(self) -> int:
+        """Actions per chunk as executed (the policy's H; fewer if an executor subsamples)."""
+        return int(self.policy.horizon)
 
     def _init_delay(self) -> None:
         """Apply a fixed delay; subclasses call it once their own options are checked."""
