@@ -219,7 +219,9 @@ def cmd_eval(a) -> int:
             exec_overrides[k.removeprefix("exec.")] = _parse_value(v)
     _check_head_overrides(ckpt, head)
     execs = []
-    for name in a.exec.split(","):
+    if a.exec is None and (trained := _run_exec(ckpt)) is not None:
+        execs.append({**trained, **exec_overrides})
+    for name in [] if execs else (a.exec or "receding").split(","):
         cfg = {k: v for k, v in dict(load_group("exec", name.strip())).items() if k != "_name"}
         execs.append({**cfg, **exec_overrides})
     if a.delays is None:
@@ -244,6 +246,25 @@ def cmd_eval(a) -> int:
         finally:
             dist.close()
     return _delay_sweep(ckpt, execs, a, head)
+
+
+def _run_exec(ckpt: Path) -> dict | None:
+    """The executor a checkpoint's run evaluated with during training (``exec`` of the run's
+    config.yaml, e.g. the Push-T recipe's ``stride: 2``), or None for a checkpoint outside a run."""
+    cfg_file = ckpt.parent.parent / "config.yaml"
+    if ckpt.parent.name != "checkpoints" or not cfg_file.is_file():
+        return None
+    from omegaconf import OmegaConf
+
+    from robolearn.config_files import load_yaml
+
+    try:
+        ex = OmegaConf.to_container(load_yaml(cfg_file).get("exec"), resolve=True)
+    except Exception:
+        return None  # an unreadable run config: the checkpoint alone still evaluates
+    if not isinstance(ex, dict) or "name" not in ex:
+        return None
+    return {str(k): v for k, v in ex.items() if k != "_name"}
 
 
 def _check_head_overrides(ckpt: Path, head: dict) -> None:
@@ -514,9 +535,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--videos", type=int, default=2)
     e.add_argument(
         "--exec",
-        default="receding",
+        default=None,
         help="executor config(s) in configs/exec/: receding | ensemble | naive_async | rtc "
-        "(comma-separated with --delays)",
+        "(comma-separated with --delays); default: the run's own (its config.yaml), else receding",
     )
     e.add_argument(
         "--delays", default=None, help="simulated inference delays in env steps, e.g. 0,1,2,4: a sweep table + plot"

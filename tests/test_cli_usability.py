@@ -69,7 +69,7 @@ def test_executor_options_anywhere_on_the_line(run, tmp_path):
 def test_head_sampling_options_and_step_limit_on_eval(reach, tmp_path):
     """`robolearn eval RUN head.num_steps=2` samples the trained flow head with 2 Euler steps
     (Diffusion Policy's num_inference_steps at evaluation); `--max-steps` changes the episode
-    limit; the metrics record what was used."""
+    limit; without --exec the run's own executor config is used; the metrics record what was used."""
     import json
 
     d = tmp_path / "flow"
@@ -81,6 +81,7 @@ def test_head_sampling_options_and_step_limit_on_eval(reach, tmp_path):
         f"run_dir={d}",
         "algo.steps=10",
         "algo.batch_size=8",
+        "exec.stride=2",
     )
     assert r.returncode == 0, r.stderr
     r = cli(
@@ -100,6 +101,7 @@ def test_head_sampling_options_and_step_limit_on_eval(reach, tmp_path):
     assert r.returncode == 0, r.stderr
     m = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert m["summary"]["max_steps"] == 7 and all(e["length"] <= 7 for e in m["episodes"])
+    assert m["summary"]["exec"]["stride"] == 2  # no --exec: the run's own executor, as trained
     head = m["summary"]["head"]
     assert head["name"] == "flow" and head["num_steps"] == 2 and head["init_noise"] == "zero"
     trained = json.loads((d / "checkpoints" / "last" / "config.json").read_text())["policy"]["head"]
