@@ -160,6 +160,14 @@ class ChunkPolicy(nn.Module):
         }
         normalizer = Normalizer.load(path / "normalizer.safetensors")
         if head_overrides:
+            name = meta["policy"]["head"]["name"]
+            options = head_class(name).option_names()
+            for k in head_overrides:
+                if k not in options:
+                    raise ConfigError(
+                        f"head.{k}: expected an option of the checkpoint's {name!r} head "
+                        f"({', '.join(sorted(options))}), found {k!r}"
+                    )
             meta["policy"] = {**meta["policy"], "head": {**meta["policy"]["head"], **dict(head_overrides)}}
         try:
             policy = cls(meta["policy"], spec, meta["action_dim"], normalizer)

@@ -55,6 +55,13 @@ def parse_delay(delay: Any, control_hz: Any = None) -> int | str:
     return int(delay)
 
 
+def steps_in_chunk(name: str, value: Any, H: int) -> int:
+    """An executor option that counts chunk steps: an integer in 1..H."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= H:
+        raise ConfigError(f"exec.{name}: expected an integer in 1..{H} (the chunk length), got {value!r}")
+    return int(value)
+
+
 def check_window(H: int, s: int, d: int, s_name: str) -> None:
     """A chunk must cover the d steps of waiting plus the s steps it is executed for."""
     if d >= H:
@@ -155,9 +162,7 @@ class ChunkSchedule(DelayedExecutor):
     ):
         super().__init__(policy, n_envs, delay, control_hz, generator)
         s = policy.n_action_steps if s is None else s
-        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or not 1 <= s <= self.H:
-            raise ConfigError(f"exec.{self.s_name}: expected an integer in 1..{self.H} (the chunk length), got {s!r}")
-        self.s = int(s)
+        self.s = steps_in_chunk(self.s_name, s, self.H)
         self._init_delay()
         self.reset()
 

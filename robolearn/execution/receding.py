@@ -18,10 +18,7 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
-from robolearn.errors import ConfigError
-from robolearn.execution.delay import ChunkSchedule
+from robolearn.execution.delay import ChunkSchedule, steps_in_chunk
 
 
 class RecedingHorizon(ChunkSchedule):
@@ -37,10 +34,7 @@ class RecedingHorizon(ChunkSchedule):
         stride: int = 1,
         generator=None,
     ):
-        H = int(policy.horizon)
-        if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or not 1 <= stride <= H:
-            raise ConfigError(f"exec.stride: expected an integer in 1..{H} (the chunk length), got {stride!r}")
-        self.stride = int(stride)
+        self.stride = steps_in_chunk("stride", stride, int(policy.horizon))
         if n_action_steps is None and self.stride > 1:
             n_action_steps = math.ceil(int(policy.n_action_steps) / self.stride)
         super().__init__(policy, n_envs, s=n_action_steps, delay=delay, control_hz=control_hz, generator=generator)
@@ -50,4 +44,4 @@ class RecedingHorizon(ChunkSchedule):
 
     def _request(self, obs, idx, first):
         k = self.stride
-        return super()._request(obs, idx, first)[:, k - 1 :: k][:, : self.H]
+        return super()._request(obs, idx, first)[:, k - 1 :: k]  # H // k actions

@@ -102,6 +102,13 @@ class ActionHead(nn.Module):
         return int(cls.option(options, cls.nfe_option)) if cls.nfe_option else 1
 
     @classmethod
+    def option_names(cls) -> set[str]:
+        """The head's named options (its constructor's, less the shape arguments)."""
+        params = inspect.signature(cls.__init__).parameters.values()
+        named = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        return named - {"self", "cond_dim", "horizon", "action_dim"}
+
+    @classmethod
     def option(cls, options: dict[str, Any], name: str) -> Any:
         """An option's value: as given, else the constructor's default."""
         if name in options:
