@@ -37,7 +37,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from robolearn.atomic import atomic_path, write_json, write_text
-from robolearn.config import compose, find_config, load_yaml, save_config, to_dict
+from robolearn.config import compose, find_config, load_yaml, refuse_changed_settings, save_config, to_dict
 from robolearn.errors import ConfigError
 from robolearn.eval.metrics import wilson_interval
 from robolearn.train.dist import shard_ranks
@@ -64,8 +64,9 @@ CELL_FIELDS = [
 
 def load_experiment(path: str | Path, overrides: list[str] | None = None) -> DictConfig:
     """The experiment file, with command-line ``overrides`` for every cell: ``eval.episodes=10``
-    (and ``eval.n_envs`` / ``eval.seed_start``) set the evaluation, anything else (``algo.steps=500``)
-    is appended to the experiment's training overrides."""
+    (and ``eval.n_envs`` / ``eval.seed_start``) set the evaluation, ``seeds=[0]`` (or ``seeds=0``)
+    the training seeds, ``collect.episodes=N`` the demonstrations collected for every task;
+    anything else (``algo.steps=500``) is appended to the experiment's training overrides."""
     path = Path(path)
     if not path.is_file() and find_config("experiment", str(path)) is not None:
         path = find_config("experiment", str(path))
@@ -80,6 +81,22 @@ def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Dic
             import yaml
 
             exp.eval = {**(exp.get("eval") or {}), k[5:]: yaml.safe_load(v)}
+        elif k == "seeds":
+            import yaml
+
+            val = yaml.safe_load(v)
+            exp.seeds = [val] if isinstance(val, int) and not isinstance(val, bool) else val
+        elif k == "collect.episodes":
+            import yaml
+
+            n = yaml.safe_load(v)
+            if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+                raise ConfigError(f"override {o!r}: collect.episodes expected a positive int, found {v!r}")
+            collecting = [t for t in (exp.get("tasks") or {}).values() if t and t.get("collect")]
+            if not collecting:
+                raise ConfigError(f"override {o!r}: no task of {path} collects demonstrations (a 'collect:' block)")
+            for t in collecting:
+                t.collect = {**t.collect, "episodes": n}
         else:
             exp.train = [*(exp.get("train") or []), o]
     for key in ("tasks", "variants"):
@@ -243,6 +260,7 @@ def run_experiment(
 
     exp = load_experiment(path, overrides)
     out = Path(out or exp.get("out") or f"runs/ablate/{exp._name}")
+    refuse_changed_settings(exp, out, False, None, file="experiment.yaml")  # finished cells match the table
     out.mkdir(parents=True, exist_ok=True)
     save_config(exp, out / "experiment.yaml")
     if only_tasks:

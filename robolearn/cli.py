@@ -18,7 +18,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 
 def _task_from(name: str, kwargs: dict | None = None):
-    from envs import make_task
+    from robolearn.envs import make_task
 
     return make_task(name, **(kwargs or {}))
 
@@ -139,7 +139,15 @@ def cmd_train(a) -> int:
 
 def _checkpoint_task(policy, max_steps: int | None = None):
     """The task a checkpoint was trained on, optionally with another episode step limit."""
-    t = policy.meta.get("task") or {}
+    t = policy.meta.get("task")
+    if not isinstance(t, dict) or not t.get("name"):
+        from robolearn.errors import DataError
+
+        raise DataError(
+            f"{getattr(policy, 'path', 'checkpoint')}/config.json: key 'task.name' expected the task the policy was "
+            f"trained on (written by robolearn train), found {'no task' if t is None else repr(t)[:80]}; evaluate "
+            "it from Python with evaluate_policy(policy, make_task(NAME), ...)"
+        )
     kwargs = dict(t.get("kwargs") or {})
     if max_steps is not None:
         kwargs["max_steps"] = max_steps
@@ -226,7 +234,7 @@ def cmd_eval(a) -> int:
     if a.delays is None:
         if len(execs) > 1:
             raise ConfigError("several executors given: add --delays (e.g. --delays 0) to compare them")
-        out = Path(a.out) if a.out else ckpt.parent.parent / "eval" / execs[0].get("name", "exec")
+        out = _out_dir(Path(a.out) if a.out else ckpt.parent.parent / "eval" / execs[0].get("name", "exec"))
         dist = _dist()
         try:
             return _eval_and_print(
@@ -245,6 +253,16 @@ def cmd_eval(a) -> int:
         finally:
             dist.close()
     return _delay_sweep(ckpt, execs, a, head)
+
+
+def _out_dir(out: Path) -> Path:
+    """Where an evaluation writes: a directory, new or existing; never over a file of the user's."""
+    from robolearn.errors import ConfigError
+
+    for p in (out, *out.parents):
+        if p.exists() and not p.is_dir():
+            raise ConfigError(f"--out {out}: expected a directory for metrics and videos, found a file at {p}")
+    return out
 
 
 def _run_exec(ckpt: Path) -> dict | None:
@@ -278,7 +296,7 @@ def _delay_sweep(ckpt: Path, execs: list[dict], a, head: dict | None = None) -> 
         raise ConfigError(f"--delays: expected comma-separated integers, got {a.delays!r}") from None
     policy = ChunkPolicy.load(ckpt, device=pick_device("auto"), head_overrides=head)
     task = _checkpoint_task(policy, a.max_steps)
-    out = Path(a.out) if a.out else ckpt.parent.parent / "eval" / "delay_sweep"
+    out = _out_dir(Path(a.out) if a.out else ckpt.parent.parent / "eval" / "delay_sweep")
     rows = sweep(
         policy,
         task,
@@ -400,8 +418,8 @@ def cmd_convert(a) -> int:
 
 def catalogue() -> dict[str, list[str]]:
     """Every name a user can pick, by what it is."""
-    from envs import task_names
     from robolearn.config import group_options
+    from robolearn.envs import task_names
     from robolearn.execution import EXECUTORS
     from robolearn.heads.base import head_names
 
@@ -449,7 +467,7 @@ def _choices_epilog() -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="robolearn",
-        description=__doc__.splitlines()[0].split(": ", 1)[-1],
+        description=" ".join(__doc__.split(".\n")[0].split(": ", 1)[-1].split()),
         epilog="robolearn list: every task, policy, head, executor and recipe. "
         "robolearn COMMAND --help: that command's options.",
     )
@@ -562,8 +580,9 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument(
         "overrides",
         nargs="*",
-        help="budget for every cell: training overrides (algo.steps=500) and "
-        "eval.episodes= / eval.n_envs= / eval.seed_start=",
+        help="budget for every cell: training overrides (algo.steps=500), "
+        "eval.episodes= / eval.n_envs= / eval.seed_start=, seeds=[0,1] (the training seeds) and "
+        "collect.episodes=N (demonstrations collected per task)",
     )
     ab.set_defaults(fn=cmd_ablate)
 
@@ -601,7 +620,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default=None, help="results directory (default: the experiment's out, or runs/delay/<name>)"
     )
     dl.add_argument("--tasks", default=None, help="run only these tasks (comma-separated)")
-    dl.add_argument("overrides", nargs="*", help="as for ablate: algo.steps=500, eval.episodes=20 ...")
+    dl.add_argument(
+        "overrides", nargs="*", help="as for ablate: algo.steps=500, eval.episodes=20, seeds=[0], collect.episodes=50"
+    )
     dl.set_defaults(fn=cmd_delay)
 
     cv = sub.add_parser(
@@ -668,6 +689,9 @@ def main(argv: list[str] | None = None) -> int:
         _explain_launcher_stop(args.cmd)
     try:
         from robolearn.config import add_config_dir
+        from robolearn.threads import choose_threads
+
+        choose_threads()  # cores other processes keep busy are not ours: see robolearn/threads.py
 
         for d in args.config_dir:
             add_config_dir(d)

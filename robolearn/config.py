@@ -107,9 +107,14 @@ def compose(overrides: list[str] | None = None, base: dict[str, Any] | None = No
         raise ConfigError(f"bad override in {dotted}: {str(e).splitlines()[0]}") from None
     _resolve_encoder_preset(cfg)
     try:
+        OmegaConf.to_container(cfg, resolve=True)  # every ${...} resolves, or one line naming its key
         check_values(cfg)
     except OmegaConfBaseException as e:  # e.g. an interpolation that cannot resolve
-        raise ConfigError(f"config: {str(e).splitlines()[0]}") from None
+        key = getattr(e, "full_key", None)
+        raise ConfigError(
+            f"config{f' key {key!r}' if key else ''}: expected a value or an interpolation that resolves, "
+            f"found {str(e).splitlines()[0]}"
+        ) from None
     return cfg
 
 
@@ -154,7 +159,7 @@ def expand_recipes(overrides: list[str], depth: int = 0) -> list[str]:
 
 
 # keys that say where or how a run executes, not what it learns: resuming with others is fine
-RUN_ENV_KEYS = ("device", "dist_timeout_s", "eval.videos", "eval.workers")
+RUN_ENV_KEYS = ("device", "dist_timeout_s", "eval.videos", "eval.workers", "_path", "run_dir")  # where, not what
 
 
 def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -190,15 +195,22 @@ def changed_settings(cfg: DictConfig, saved_path: str | Path) -> list[str]:
     ]
 
 
-def refuse_changed_settings(cfg: DictConfig, run_dir: str | Path, allowed: bool, flag: str) -> None:
-    """Re-running a command in an existing run directory resumes it; with other settings that
-    would silently mix two runs, so it stops and says what differs (unless ``allowed``)."""
-    diff = changed_settings(cfg, Path(run_dir) / "config.yaml")
+def refuse_changed_settings(
+    cfg: DictConfig, run_dir: str | Path, allowed: bool, flag: str | None, file: str = "config.yaml"
+) -> None:
+    """Re-running a command in an existing run directory (or experiment output, ``file`` =
+    experiment.yaml) resumes it; with other settings that would silently mix two runs, so it
+    stops and says what differs (unless ``allowed``; ``flag`` None: there is no way to allow it)."""
+    diff = changed_settings(cfg, Path(run_dir) / file)
     if diff and not allowed:
         shown = "; ".join(diff[:4]) + (f"; and {len(diff) - 4} more" if len(diff) > 4 else "")
+        if file == "config.yaml":
+            what, where = "a run", "run_dir"
+        else:
+            what, where = "an experiment", "--out (its finished cells were made with those settings)"
         raise ConfigError(
-            f"{run_dir}: holds a run with other settings ({shown}); choose a new run_dir, or add "
-            f"{flag} to resume it with these"
+            f"{run_dir}: holds {what} with other settings ({shown}); choose a new {where}"
+            + (f", or add {flag} to resume it with these" if flag else "")
         )
 
 

@@ -70,6 +70,8 @@ RULES: dict[str, Callable[[Any], str | None]] = {
     "policy.horizon": POS_INT,
     "policy.n_action_steps": _rule(lambda v: _int(v) and v >= 1, "a positive int", nullable=True),
     "policy.normalizer": one_of("minmax", "gaussian"),
+    "policy.aux_key": _rule(lambda v: isinstance(v, str) and bool(v.strip()), "a dataset key name", nullable=True),
+    "policy.aux_weight": NONNEG_NUM,
     "algo.steps": POS_INT,
     "algo.batch_size": POS_INT,
     "algo.lr": POS_NUM,
@@ -139,7 +141,8 @@ def check_overrides(base: DictConfig, dotted: list[str]) -> None:
             near = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
             hint = f"; did you mean {near[0]!r}?" if near else "; see `robolearn list` and the group's YAML"
             raise ConfigError(f"override {o!r}: unknown key {key!r}{hint}")
-        new = OmegaConf.select(OmegaConf.from_dotlist([o]), key)
+        # an interpolation (${...}) resolves only in the whole config: compose checks it there
+        new = OmegaConf.select(OmegaConf.from_dotlist([o]), key, throw_on_resolution_failure=False)
         if node is None or new is None or isinstance(node, DictConfig):
             continue
         ok = (

@@ -37,7 +37,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from robolearn.ablate import cell_cfg, collect_data, load_experiment, plan, train_cell, trained_by
 from robolearn.atomic import atomic_path, write_json, write_text
-from robolearn.config import save_config, to_dict
+from robolearn.config import refuse_changed_settings, save_config, to_dict
 from robolearn.errors import ConfigError
 from robolearn.eval.metrics import summarize, wilson_interval
 
@@ -191,6 +191,7 @@ def run_delay_experiment(
     if only_tasks and not set(only_tasks) <= set(exp.tasks):
         raise ConfigError(f"{exp._path}: --tasks {only_tasks}: expected some of {list(exp.tasks)}")
     out = Path(out or exp.get("out") or f"runs/delay/{exp._name}")
+    refuse_changed_settings(exp, out, False, None, file="experiment.yaml")  # finished cells match the table
     out.mkdir(parents=True, exist_ok=True)
     save_config(exp, out / "experiment.yaml")
     tasks = [t for t in exp.tasks if not only_tasks or t in only_tasks]

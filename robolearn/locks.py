@@ -31,9 +31,15 @@ class WriteLock:
     def acquire(self) -> WriteLock:
         if self._fd is not None:
             return self
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as e:  # a read-only or pseudo file system, a parent that is a file, no permission
+                raise DataError(
+                    f"{self.target}: expected a place where this {self.what} can be written (its lock file "
+                    f"{self.path}), found {(e.strerror or type(e).__name__).lower()}"
+                ) from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

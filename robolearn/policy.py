@@ -39,14 +39,27 @@ def spec_from_array(arr: np.ndarray) -> ObsSpec:
 
 
 class ChunkPolicy(nn.Module):
-    def __init__(self, cfg: dict[str, Any], obs_spec: dict[str, ObsSpec], action_dim: int, normalizer: Normalizer):
+    """``aux_dim`` (training only): the width of an auxiliary target (``policy.aux_key``, e.g. the
+    block keypoints the Push-T data carries beside the image) that a small head predicts from the
+    observation features at every observed frame. It shapes the encoder with a dense supervised
+    signal; it is not part of a checkpoint, inference never runs it."""
+
+    def __init__(
+        self,
+        cfg: dict[str, Any],
+        obs_spec: dict[str, ObsSpec],
+        action_dim: int,
+        normalizer: Normalizer,
+        aux_dim: int | None = None,
+    ):
         super().__init__()
         self.cfg = dict(cfg)
         self.obs_spec = dict(obs_spec)
         self.action_dim = int(action_dim)
         self.obs_horizon = int(cfg["obs_horizon"])
         self.horizon = int(cfg["horizon"])
-        self.n_action_steps = int(cfg.get("n_action_steps") or self.horizon)
+        n = cfg.get("n_action_steps")
+        self.n_action_steps = self.horizon if n is None else int(n)  # null = the whole chunk; 0 is an error
         if not 1 <= self.n_action_steps <= self.horizon:
             raise ConfigError(f"policy.n_action_steps: expected 1..horizon={self.horizon}, got {self.n_action_steps}")
         if self.obs_horizon < 1:
@@ -59,6 +72,13 @@ class ChunkPolicy(nn.Module):
         wants_tokens = head_class(name).wants_tokens
         cond_dim = self.encoder.token_dim if wants_tokens else self.encoder.out_dim
         self.head = build_head(name, cond_dim, self.horizon, self.action_dim, **head_cfg)
+        self.aux_key = cfg.get("aux_key") if aux_dim else None
+        self.aux_weight = float(cfg.get("aux_weight", 1.0))
+        self.aux_head = None
+        if self.aux_key:
+            # per frame: that frame's features of every key -> that frame's target (normalized)
+            per_frame = sum(self.encoder.feature_dims.values())
+            self.aux_head = nn.Sequential(nn.Linear(per_frame, 256), nn.Mish(), nn.Linear(256, int(aux_dim)))
 
     # ---- edges -------------------------------------------------------------------------
     @property
@@ -84,12 +104,21 @@ class ChunkPolicy(nn.Module):
 
     # ---- training ----------------------------------------------------------------------
     def compute_loss(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        cond = self.encode(batch["obs"])
         actions = self.normalizer.normalize("action", torch.as_tensor(batch["action"], device=self.device).float())
         mask = batch.get("action_mask")
         if mask is not None:
             mask = torch.as_tensor(mask, device=self.device)
-        return self.head.loss(cond, actions, mask)
+        if self.aux_head is None or "aux" not in batch:
+            return self.head.loss(self.encode(batch["obs"]), actions, mask)
+        feats = self.encoder.features(self._prep_obs(batch["obs"]))  # one pass: (B, To, d_k) per key
+        cond = self.encoder.tokens_from(feats) if self.head.wants_tokens else torch.cat(feats, dim=-1).flatten(1)
+        out = dict(self.head.loss(cond, actions, mask))
+        target = self.normalizer.normalize(self.aux_key, torch.as_tensor(batch["aux"], device=self.device).float())
+        aux = (self.aux_head(torch.cat(feats, dim=-1)) - target.flatten(2)).pow(2).mean()
+        out["head_loss"] = out["loss"]
+        out["aux_loss"] = aux
+        out["loss"] = out["loss"] + self.aux_weight * aux
+        return out
 
     # ---- inference ---------------------------------------------------------------------
     @torch.no_grad()
@@ -116,7 +145,9 @@ class ChunkPolicy(nn.Module):
         tmp = path.with_name(path.name + ".tmp")
         tmp.mkdir(parents=True, exist_ok=True)
         state = {
-            k: v.detach().cpu().contiguous() for k, v in self.state_dict().items() if not k.startswith("normalizer.")
+            k: v.detach().cpu().contiguous()
+            for k, v in self.state_dict().items()
+            if not k.startswith(("normalizer.", "aux_head."))  # training-only parts stay out of a checkpoint
         }
         save_file(state, str(tmp / "model.safetensors"))
         self.normalizer.save(tmp / "normalizer.safetensors")
@@ -172,8 +203,10 @@ class ChunkPolicy(nn.Module):
         try:
             policy = cls(meta["policy"], spec, meta["action_dim"], normalizer)
         except (KeyError, TypeError, ValueError) as e:
-            if isinstance(e, RobolearnError):
-                raise
+            if isinstance(e, RobolearnError):  # a value the policy refuses: say which file holds it
+                if head_overrides and str(e).startswith("head."):
+                    raise  # the value came from the command line (head.KEY=VALUE), not from the file
+                raise DataError(f"{cfg_file}: {e}") from None
             raise DataError(
                 f"{cfg_file}: key 'policy': expected a buildable policy config, found one that fails "
                 f"({type(e).__name__}: {e})"
@@ -201,7 +234,7 @@ class ChunkPolicy(nn.Module):
             raise DataError(
                 f"{weights}: weights do not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})"
             )
-        policy.meta = meta
+        policy.meta, policy.path = meta, path
         return policy.to(device).eval()
 
 

@@ -23,7 +23,7 @@ def quickstart(
     task_name: str = "fetch_push",
     progress: bool = True,
 ) -> dict:
-    from envs import make_task
+    from robolearn.envs import make_task
     from robolearn.eval.metrics import results_table
 
     out = Path(out)

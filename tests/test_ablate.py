@@ -68,6 +68,11 @@ def test_tiny_grid_end_to_end_then_skips_finished_cells(tmp_path):
     rows2 = run_experiment(exp, out=out, progress=False)
     assert _mtimes(out) == before  # finished cells are not re-run
     assert [r["mean_max_score"] for r in rows2] == [r["mean_max_score"] for r in rows]
+    # another budget into the same --out: refused with what differs, nothing rewritten
+    saved = (out / "experiment.yaml").read_text()
+    with pytest.raises(ConfigError, match=r"train: .* -> .*algo.steps=40"):
+        run_experiment(exp, out=out, progress=False, overrides=["algo.steps=40"])
+    assert (out / "experiment.yaml").read_text() == saved and _mtimes(out) == before
 
 
 def test_killed_grid_resumes(tmp_path):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from envs.toy import (
+from robolearn.envs.toy import (
     OFF,
     RECOVER,
     ChainMDP,

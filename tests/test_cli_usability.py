@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from robolearn.errors import ConfigError
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -128,6 +130,14 @@ def test_ablate_budget_from_the_command_line(tmp_path):
 
     exp = load_experiment("much_ado", ["algo.steps=50", "eval.episodes=4"])
     assert exp.train[-1] == "algo.steps=50" and exp.eval.episodes == 4
+    # the seeds and the collected demonstrations are knobs too (ablate and delay alike)
+    exp = load_experiment("rtc_delay", ["seeds=0", "collect.episodes=7"])
+    assert list(exp.seeds) == [0]
+    assert all(t.collect.episodes == 7 for t in exp.tasks.values() if t.get("collect"))
+    assert list(load_experiment("much_ado", ["seeds=[1,2]"]).seeds) == [1, 2]
+    for bad, words in (("seeds=x", "'seeds'"), ("collect.episodes=0", "collect.episodes")):
+        with pytest.raises(ConfigError, match=words):
+            load_experiment("rtc_delay", [bad])
     r = cli("ablate", "much_ado", "eval.videos=1", "--out", str(tmp_path / "x"))
     assert r.returncode == 2 and "eval.episodes, eval.n_envs or eval.seed_start" in r.stderr
 
@@ -149,6 +159,28 @@ def test_every_shipped_experiment_composes_every_cell():
                 assert cfg.algo.steps > 0 and cfg.policy.head.name, (f.stem, variant, task)
         if "sweep" in exp:
             check_windows(exp, check_sweep(exp), list(exp.tasks))
+
+
+def test_continue_with_a_policy_that_does_not_fit_leaves_the_run_as_it_was(run, reach):
+    """--continue-with-new-settings with another architecture fails on the resume state, and the
+    run's config.yaml still describes the run: the original command resumes it."""
+    before = (run / "config.yaml").read_text()
+    (run / "train_summary.json").rename(run / "summary.bak")  # unfinished: the next start resumes
+    try:
+        r = cli(
+            "train",
+            "task=fetch_reach",
+            f"data={reach}",
+            f"run_dir={run}",
+            "algo.steps=20",
+            "algo.batch_size=16",
+            "policy=flow",
+            "--continue-with-new-settings",
+        )
+        assert r.returncode == 2 and "resume/state.pt" in r.stderr and "does not fit" in r.stderr, r.stderr
+        assert (run / "config.yaml").read_text() == before
+    finally:
+        (run / "summary.bak").rename(run / "train_summary.json")
 
 
 def test_rerun_with_changed_settings_is_refused_with_the_difference(run, reach):
@@ -200,7 +232,9 @@ def test_wheel_carries_the_configs_and_runs_outside_the_repository(tmp_path, rea
     assert r.returncode == 0, r.stderr[-2000:]
     whl = next(wheels.glob("robolearn-*.whl"))
     names = zipfile.ZipFile(whl).namelist()
-    assert "robolearn/configs/task/pusht_keypoints.yaml" in names and "envs/pusht.py" in names
+    assert "robolearn/configs/task/pusht_keypoints.yaml" in names and "robolearn/envs/pusht.py" in names
+    top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith((".dist-info", ".data"))}
+    assert top == {"robolearn"}, top  # no generic top-level name (such as envs) lands in a user's site-packages
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     site = next((venv / "lib").glob("python3*/site-packages"))

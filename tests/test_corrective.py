@@ -8,9 +8,18 @@ import sys
 import numpy as np
 import pytest
 
-from envs.toy import OFF, ON_ACTION, RECOVER, ChainMDP, TabularLearner, closed_form_costs, exact_cost, train_dagger
 from robolearn.algos.corrective import audit, corrective_samples, keep_labels
 from robolearn.dynamics import cross_fit, fit_dynamics
+from robolearn.envs.toy import (
+    OFF,
+    ON_ACTION,
+    RECOVER,
+    ChainMDP,
+    TabularLearner,
+    closed_form_costs,
+    exact_cost,
+    train_dagger,
+)
 
 
 def test_true_dynamics_labels_on_the_chain_are_the_experts_recovery():
@@ -157,8 +166,8 @@ def catch_demos(tmp_path_factory):
 
 
 def test_correct_on_catch_with_the_simulator(catch_demos, tmp_path):
-    from envs import make_task
     from robolearn.data.replay_buffer import ReplayBuffer
+    from robolearn.envs import make_task
 
     out = tmp_path / "corrected.zarr"
     r = _cli("correct", "catch", "--data", str(catch_demos), "--out", str(out), "--samples", "30", "--horizon", "8",

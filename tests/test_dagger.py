@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from envs import make_task
 from robolearn.algos.acting import CHUNK_KEY, ExpertActs, Gated, Mixture, run_episode
 from robolearn.algos.dagger import beta_at, run_dagger
 from robolearn.algos.dart import noise_from_errors, run_dart
@@ -16,6 +15,7 @@ from robolearn.algos.labelers import ScriptedLabeler, TeacherLabeler
 from robolearn.config import compose, to_dict
 from robolearn.data.normalizer import Normalizer
 from robolearn.data.replay_buffer import ReplayBuffer
+from robolearn.envs import make_task
 from robolearn.policy import ChunkPolicy
 from robolearn.spec import ObsSpec
 from robolearn.train.trainer import DataBundle
@@ -280,3 +280,18 @@ def test_killed_run_resumes_from_the_last_completed_round(tmp_path):
     ids = np.unique(d["rollout"][d["round"] == 1])
     assert len(ids) == 60 and ids.min() == 100_000 and ids.max() == 100_059
     assert prog["history"][1]["rollouts"] == 60
+
+
+def test_a_store_left_half_made_by_a_kill_is_recreated_on_resume(tmp_path):
+    """A launch killed while it created data.zarr / heldout.zarr (zarr metadata written, no
+    array yet: what an older robolearn left behind) used to stop every later launch with
+    "key 'data' expected a zarr group"; the same command now starts those stores again."""
+    import zarr
+
+    for name in ("data.zarr", "heldout.zarr"):
+        zarr.create_group(str(tmp_path / name), zarr_format=3)
+    args = ["algo=dagger", "task=fetch_reach", f"run_dir={tmp_path}", "algo.rounds=0", *SMALL]
+    prog = run_dagger(compose(args), tmp_path, progress=False)
+    assert [r["round"] for r in prog["history"]] == [0]
+    assert ReplayBuffer.open(tmp_path / "data.zarr").n_episodes == 6  # the demonstrations of round 0
+    assert ReplayBuffer.open(tmp_path / "heldout.zarr").n_episodes == 3

@@ -366,3 +366,62 @@ def test_pusht_opens_and_windows_equal_raw_slices(pusht_zarr):
         np.testing.assert_array_equal(
             bi["obs"]["img"][w], img.get_orthogonal_selection((np.array(rows),)).astype(np.uint8)
         )
+
+
+def test_create_killed_midway_leaves_no_half_made_store(tmp_path, monkeypatch):
+    """The empty store is built beside its path and renamed: a create that dies after the first
+    metadata file leaves nothing at the path, and the next create succeeds (and tidies up)."""
+    import robolearn.data.replay_buffer as rb
+
+    real = rb.zarr.create_group
+
+    def dies_after_the_root(*a, **k):
+        real(*a, **k)
+        raise KeyboardInterrupt  # as if killed between the root's and the arrays' metadata
+
+    monkeypatch.setattr(rb.zarr, "create_group", dies_after_the_root)
+    with pytest.raises(KeyboardInterrupt):
+        ReplayBuffer.create(tmp_path / "d.zarr")
+    monkeypatch.setattr(rb.zarr, "create_group", real)
+    assert not (tmp_path / "d.zarr").exists()
+    ReplayBuffer.create(tmp_path / "d.zarr").close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.zarr"]
+
+
+def test_open_or_create_recovers_a_store_that_never_held_anything(tmp_path):
+    """A store an older version began and was killed in (metadata only) is made again; a damaged
+    store that holds data is reported, never replaced."""
+    zarr.create_group(str(tmp_path / "half.zarr"), zarr_format=3)
+    with pytest.raises(DataError, match="key 'data'"):
+        ReplayBuffer.open(tmp_path / "half.zarr", mode="a")
+    buf = ReplayBuffer.open_or_create(tmp_path / "half.zarr")
+    buf.add_episode({"action": np.zeros((3, 2), np.float32)})
+    buf.close()
+    assert ReplayBuffer.open(tmp_path / "half.zarr").n_episodes == 1
+    damaged = tmp_path / "damaged.zarr"
+    zarr.create_group(str(damaged), zarr_format=3)
+    (damaged / "c0").write_bytes(b"someone's data")
+    with pytest.raises(DataError, match="key 'data'"):
+        ReplayBuffer.open_or_create(damaged)
+    assert (damaged / "c0").read_bytes() == b"someone's data"
+    ReplayBuffer.open_or_create(tmp_path / "half.zarr").close()  # a failed open kept no lock behind
+
+
+def test_collect_append_records_every_collection(tmp_path):
+    from robolearn.algos.collect import collect
+    from robolearn.envs import make_task
+
+    task = make_task("fetch_reach")
+    out = tmp_path / "d.zarr"
+    collect(task, 3, out, seed_start=0, progress=False)
+    collect(task, 2, out, seed_start=50, noise=0.1, append=True, progress=False)
+    attrs = dict(ReplayBuffer.open(out).attrs)
+    runs = attrs["collections"]
+    assert [(r["seed_start"], r["seed_end"], r["episodes_run"], r["noise"]) for r in runs] == [
+        (0, 3, 3, 0.0),
+        (50, 52, 2, 0.1),
+    ]
+    assert all(r["episodes_kept"] <= r["episodes_run"] and r["started"] for r in runs)
+    assert attrs["episodes_run"] == 5 and attrs["seed_start"] == 0 and attrs["noise"] == "mixed (see collections)"
+    with pytest.raises(ConfigError, match="fetch_push"):
+        collect(make_task("fetch_push"), 1, out, append=True, progress=False)

@@ -8,8 +8,8 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from envs import make_task  # noqa: E402
-from envs.dynamic import delayed_expert_success  # noqa: E402
+from robolearn.envs import make_task  # noqa: E402
+from robolearn.envs.dynamic import delayed_expert_success  # noqa: E402
 from robolearn.errors import ConfigError  # noqa: E402
 
 DYNAMIC = ["cartpole", "catch"]

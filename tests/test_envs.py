@@ -9,7 +9,7 @@ import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from envs import make_task, task_names  # noqa: E402
+from robolearn.envs import make_task, task_names  # noqa: E402
 from robolearn.errors import ConfigError  # noqa: E402
 
 FETCH = ["fetch_reach", "fetch_push", "fetch_pick_place"]

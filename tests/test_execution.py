@@ -444,8 +444,8 @@ def test_delay_auto_that_does_not_fit_says_what_was_measured():
 # ---- delay sweep on a real simulator -----------------------------------------------------
 def test_delay_sweep_rows_smoothness_and_plot(tmp_path):
     pytest.importorskip("mujoco")
-    from envs import make_task
     from robolearn.data.normalizer import Normalizer
+    from robolearn.envs import make_task
     from robolearn.eval.delay_sweep import sweep
     from robolearn.eval.rollout import rollout
     from robolearn.policy import ChunkPolicy

@@ -4,8 +4,8 @@ same for every executor, scaled to the action range and clipped to it."""
 import numpy as np
 import pytest
 
-from envs import make_task
 from robolearn.config import compose
+from robolearn.envs import make_task
 from robolearn.errors import ConfigError
 from robolearn.eval.env_batch import EnvBatch
 from robolearn.eval.rollout import rollout

@@ -389,3 +389,70 @@ def test_val_mask_from_a_converted_robomimic_dataset_is_the_validation_split(tmp
     )
     data = DataBundle(cfg, tmp_path / "d.zarr")
     assert list(data.val.episodes) == [1] and list(data.train.episodes) == [0, 2]
+
+
+def test_export_writes_every_feature_shape_as_lerobot_declares_it(tmp_path):
+    """LeRobot reads a parquet column through ``get_hf_features_from_features``: shape (1,) is a
+    plain value, (d,) a fixed-size list, (r, c) ``Array2D`` (nested lists). A matrix written as a
+    flat list, or a (1,) key as a one-element list, fails to cast there (what LeRobot 0.4.4
+    reported for Push-T's ``keypoint`` and ``n_contacts``); robolearn's own reader accepts all of
+    them, so this checks the arrow types themselves, then the values back."""
+    rng = np.random.default_rng(0)
+    buf = ReplayBuffer.create(tmp_path / "a.zarr")
+    eps = []
+    for t in (5, 7):
+        ep = {
+            "action": rng.normal(size=(t, 2)).astype(np.float32),
+            "state": rng.normal(size=(t, 5)).astype(np.float32),
+            "keypoint": rng.normal(size=(t, 9, 2)).astype(np.float32),
+            "n_contacts": rng.integers(0, 3, size=(t, 1)).astype(np.float32),
+            "cube": rng.normal(size=(t, 2, 3, 4)).astype(np.float32),
+        }
+        buf.add_episode(ep)
+        eps.append(ep)
+    buf.close()
+    convert(tmp_path / "a.zarr", tmp_path / "le", progress=False)
+    table = pq.read_table(next((tmp_path / "le" / "data").rglob("*.parquet")))
+    info = json.loads((tmp_path / "le" / "meta" / "info.json").read_text())["features"]
+    t = {name: table.schema.field(name).type for name in table.column_names}
+
+    def nesting(typ) -> list[str]:  # "list" per variable-size level, "fixed[n]" per fixed one, then the value
+        out = []
+        while pa.types.is_list(typ) or pa.types.is_fixed_size_list(typ):
+            out.append(f"fixed[{typ.list_size}]" if pa.types.is_fixed_size_list(typ) else "list")
+            typ = typ.value_type
+        return [*out, str(typ)]
+
+    assert nesting(t["observation.n_contacts"]) == ["float"] and info["observation.n_contacts"]["shape"] == [1]
+    assert nesting(t["observation.state"]) == ["fixed[5]", "float"]
+    assert nesting(t["observation.keypoint"]) == ["list", "list", "float"]
+    assert info["observation.keypoint"]["shape"] == [9, 2]
+    assert nesting(t["observation.cube"]) == ["list", "list", "list", "float"]
+    row = table.column("observation.keypoint")[6].as_py()  # frame 1 of episode 1
+    np.testing.assert_array_equal(np.array(row, np.float32), eps[1]["keypoint"][1])
+    convert(tmp_path / "le", tmp_path / "b.zarr", progress=False)
+    back = ReplayBuffer.open(tmp_path / "b.zarr")
+    for i, e in enumerate(eps):
+        got = back.get_episode(i)
+        for k in ("keypoint", "n_contacts", "cube", "state"):
+            np.testing.assert_array_equal(got[k], e[k])
+
+
+@pytest.mark.parametrize(
+    "feature, words",
+    [
+        ({"dtype": "string", "shape": [1], "names": None}, ["features.observation.language", "'string'", "dtype"]),
+        ({"dtype": "float32", "shape": [0, 2], "names": None}, ["features.observation.language", "[0, 2]"]),
+    ],
+)
+def test_a_feature_robolearn_cannot_store_is_one_line_before_writing(tmp_path, feature, words):
+    root = tmp_path / "le"
+    write_lerobot_v21(root, _episodes())
+    info = json.loads((root / "meta" / "info.json").read_text())
+    info["features"]["observation.language"] = feature
+    (root / "meta" / "info.json").write_text(json.dumps(info))
+    with pytest.raises(DataError) as e:
+        convert(root, tmp_path / "out.zarr", progress=False)
+    msg = str(e.value)
+    assert "\n" not in msg and all(w in msg for w in words), msg
+    assert not (tmp_path / "out.zarr").exists() and not (tmp_path / "out.zarr.partial").exists()

@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def import_graph() -> dict[str, set[str]]:
-    files = [*ROOT.glob("robolearn/**/*.py"), *ROOT.glob("envs/**/*.py")]
+    files = [*ROOT.glob("robolearn/**/*.py")]  # robolearn/envs included (envs/ is a link to it)
     mods = {}
     for p in files:
         parts = p.relative_to(ROOT).with_suffix("").parts

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from envs import make_task
 from robolearn.config import compose
+from robolearn.envs import make_task
 from robolearn.errors import ConfigError
 from robolearn.train.trainer import eval_summary, train
 

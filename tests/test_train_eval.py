@@ -17,7 +17,7 @@ from robolearn.train.trainer import train
 
 @pytest.fixture(scope="module")
 def reach_data(tmp_path_factory) -> Path:
-    from envs import make_task
+    from robolearn.envs import make_task
 
     out = tmp_path_factory.mktemp("data") / "reach.zarr"
     s = collect(make_task("fetch_reach", obs="state"), 30, out, progress=False)
@@ -94,7 +94,7 @@ def test_resume_continues_from_the_last_checkpoint(reach_data, tmp_path):
 
 
 def test_evaluation_writes_metrics(trained, tmp_path):
-    from envs import make_task
+    from robolearn.envs import make_task
     from robolearn.eval.rollout import evaluate_policy
 
     cfg, _, ckpt = trained
@@ -153,7 +153,7 @@ def test_rollout_stops_stepping_an_env_whose_episode_ended():
     own, the ended env is never stepped again, the others run on."""
     import gymnasium as gym
 
-    from envs import make_task
+    from robolearn.envs import make_task
     from robolearn.eval.rollout import rollout
 
     reach = make_task("fetch_reach", obs="state")

@@ -85,9 +85,9 @@ class ErrorProbe:
     evaluation (on-policy); the expert never acts."""
 
     def __init__(self, task_name: str, horizon: int, out: Path, episodes: int, overrides: list[str]):
-        from envs import make_task
         from robolearn.algos.labelers import ScriptedLabeler
         from robolearn.algos.rounds import ensure_heldout
+        from robolearn.envs import make_task
 
         self.task = make_task(task_name)
         self.labeler = ScriptedLabeler(self.task, horizon)

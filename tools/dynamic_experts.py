@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 
-from envs import make_task
-from envs.dynamic import delayed_expert_success
+from robolearn.envs import make_task
+from robolearn.envs.dynamic import delayed_expert_success
 from robolearn.eval.metrics import wilson_interval
 
 

@@ -22,7 +22,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import numpy as np  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from envs import make_task  # noqa: E402
+from robolearn.envs import make_task  # noqa: E402
 
 EXPERTS = [
     ("fetch_reach", "scripted"),

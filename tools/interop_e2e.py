@@ -42,8 +42,8 @@ def write_robomimic(src: Path, dst: Path, valid_every: int = 10) -> None:
 
 
 def train_eval(data: Path, run: Path, steps: int, episodes: int, extra: list[str]) -> dict:
-    from envs import make_task
     from robolearn.config import compose
+    from robolearn.envs import make_task
     from robolearn.eval.rollout import evaluate_policy
     from robolearn.policy import ChunkPolicy
     from robolearn.train.trainer import train
@@ -68,8 +68,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--eval-episodes", type=int, default=50)
     a = ap.parse_args()
-    from envs import make_task
     from robolearn.algos.collect import collect
+    from robolearn.envs import make_task
 
     a.out.mkdir(parents=True, exist_ok=True)
     demos = a.out / "demos.zarr"

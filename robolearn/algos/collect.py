@@ -8,6 +8,7 @@ action is kept too (``exec_action``) so nothing about the run is lost.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -42,12 +43,46 @@ def collect(
     out = Path(out)
     buf = ReplayBuffer.open(out, mode="a") if append and out.exists() else ReplayBuffer.create(out, overwrite=overwrite)
     # the store says what it holds from its first moment, and stays current episode by episode:
-    # a collection killed at any point leaves its attributes as true as its episodes
-    meta = {"task": task.spec.name, "source": "scripted expert", "noise": float(noise), "seed_start": seed_start}
-    buf.attrs.update({**meta, "episodes_run": 0})
+    # a collection killed at any point leaves its attributes as true as its episodes. Each
+    # collection (the first and every --append) is one entry of ``collections``, never overwritten.
+    prior = dict(buf.attrs)
+    if prior.get("task") not in (None, task.spec.name):
+        buf.close()
+        raise ConfigError(
+            f"{out}: --append expected a dataset of task {task.spec.name!r}, found one of {prior.get('task')!r}"
+        )
+    runs = list(prior.get("collections") or [])
+    if not runs and "episodes_run" in prior:  # written before collections were recorded: keep what it said
+        runs = [{k: prior[k] for k in ("seed_start", "episodes_run", "noise") if k in prior}]
+    done_before = sum(int(r.get("episodes_run", 0)) for r in runs)
+    entry = {
+        "seed_start": int(seed_start),
+        "seed_end": int(seed_start),
+        "episodes_run": 0,
+        "episodes_kept": 0,
+        "noise": float(noise),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    noises = {float(r.get("noise", noise)) for r in runs} | {float(noise)}
+
+    def record(i: int) -> None:
+        entry.update(seed_end=int(seed_start) + i, episodes_run=i, episodes_kept=n_kept)
+        buf.attrs.update(
+            {
+                "task": task.spec.name,
+                "source": "scripted expert",
+                "noise": float(noise) if len(noises) == 1 else "mixed (see collections)",
+                "seed_start": int(runs[0]["seed_start"]) if runs else int(seed_start),
+                "episodes_run": done_before + i,
+                "collections": [*runs, entry],
+            }
+        )
+
+    n_kept = 0
+    record(0)
     env = task.make_env()
     rng = np.random.default_rng(seed_start + 7919)
-    n_succ = n_kept = n_steps = 0
+    n_succ = n_steps = 0
     bar = tqdm(range(n_episodes), desc=f"collect {task.spec.name}", disable=not progress, dynamic_ncols=True)
     try:
         for i in bar:
@@ -57,11 +92,12 @@ def collect(
             n_succ += ok
             # counted before it is written: a kill between the two leaves episodes_run one ahead of the
             # episodes stored (an episode that ran and was lost), never behind them
-            buf.attrs.update({**meta, "episodes_run": i + 1})
+            record(i + 1)
             if ok or keep_failures:
                 buf.add_episode(ep)
                 n_kept += 1
                 n_steps += len(ep["action"])
+                record(i + 1)  # episodes_kept: never ahead of the episodes stored
             bar.set_postfix(success=f"{n_succ / (i + 1):.2f}")
     finally:
         env.close()

@@ -144,7 +144,7 @@ def _env_seed(seed: int, g: int) -> int:
 
 def ensure_heldout(task, labeler, path: Path, n: int, progress: bool = True) -> Path:
     """Clean expert episodes on fixed seeds, for the off-policy error (the same for every run)."""
-    buf = ReplayBuffer.open(path, mode="a") if path.exists() else ReplayBuffer.create(path)
+    buf = ReplayBuffer.open_or_create(path)
     env = task.make_env()
     try:
         for i in tqdm(
@@ -197,7 +197,7 @@ def run_rounds(
     labeler = make_labeler(task, str(algo.expert), horizon, device, seed)
     heldout = ensure_heldout(task, labeler, run_dir / "heldout.zarr", int(algo.heldout_episodes), progress)
     data_path = run_dir / "data.zarr"
-    buf = ReplayBuffer.open(data_path, mode="a") if data_path.exists() else ReplayBuffer.create(data_path)
+    buf = ReplayBuffer.open_or_create(data_path)
     exec_cfg = OmegaConf.to_container(cfg.exec, resolve=True)
     n_eval = int(algo.eval_episodes or cfg.eval.episodes)
     budget = algo.labels_per_round

@@ -154,12 +154,17 @@ def describe(path: str | Path, image_frames: int = 256) -> str:
     lines.append("statistics (per dim; images per channel):")
     for k in buf.keys:
         a = buf[k]
+        buf._check_chunks(k)  # a deleted chunk reads as fill values: never report those as data
         if buf.is_image(k):
             rows = np.unique(np.linspace(0, n - 1, min(n, image_frames)).astype(np.int64))
-            x = np.asarray(a.get_orthogonal_selection((rows,)), dtype=np.float64).reshape(-1, a.shape[-1])
+            try:
+                x = a.get_orthogonal_selection((rows,))
+            except Exception:  # name the undecodable chunk (one line), not the codec's traceback
+                x = np.concatenate([buf._read_rows(a, k, int(r), int(r) + 1) for r in rows])
+            x = np.asarray(x, dtype=np.float64).reshape(-1, a.shape[-1])
             note = f" over {len(rows)} frames"
         else:
-            x = np.asarray(a[:n], dtype=np.float64).reshape(n, -1)
+            x = np.asarray(buf._read_rows(a, k, 0, n), dtype=np.float64).reshape(n, -1)
             note = ""
         bad = int((~np.isfinite(x)).any(axis=1).sum())
         x = np.where(np.isfinite(x), x, np.nan)

@@ -9,6 +9,7 @@ visible only when ``episode_ends`` grows (every zarr file write is an atomic ren
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterable, MutableMapping, Sequence
 from pathlib import Path
@@ -105,6 +106,13 @@ class ZarrRows:
         return x[inv].reshape(idx.shape + x.shape[1:])
 
 
+def _holds_only_metadata(path: Path) -> bool:
+    """True for a folder of zarr metadata files and nothing else: no chunk, no one's data."""
+    meta = {"zarr.json", ".zgroup", ".zarray", ".zattrs", ".zmetadata"}
+    files = [f for f in path.rglob("*") if f.is_file()]
+    return bool(files) and all(f.name in meta for f in files)
+
+
 class ReplayBuffer:
     """A zarr demonstration store. Use ``open`` for existing data, ``create`` for new data."""
 
@@ -137,7 +145,12 @@ class ReplayBuffer:
         except Exception as e:  # zarr raises many types for "not a group"; the user needs one line
             raise DataError(f"{path}: expected a zarr group store, found something else ({_one_line(e)})") from None
         lock = WriteLock(path, "dataset").acquire() if mode == "a" else None
-        buf = cls(root, path, mode, rgb_keys)
+        try:
+            buf = cls(root, path, mode, rgb_keys)
+        except BaseException:  # a store that does not open keeps no lock behind
+            if lock is not None:
+                lock.release()
+            raise
         buf._lock = lock
         if in_memory:
             buf._mem = buf.load(buf.keys)
@@ -163,14 +176,35 @@ class ReplayBuffer:
                     f"{path}: refusing to overwrite: expected a zarr store or empty directory, found other files"
                 )
         path.parent.mkdir(parents=True, exist_ok=True)
-        root = zarr.create_group(str(path), zarr_format=3)
+        # built beside the target and renamed into place: a kill while creating leaves no half-made
+        # store at ``path`` (only a hidden folder that the next create, under the same lock, removes)
+        for old in path.parent.glob(f".{path.name}.creating-*"):
+            shutil.rmtree(old, ignore_errors=True)
+        tmp = path.parent / f".{path.name}.creating-{os.getpid()}"
+        root = zarr.create_group(str(tmp), zarr_format=3)
         root.create_group("data")
         root.create_group("meta").create_array(
             "episode_ends", shape=(0,), chunks=(4096,), dtype="int64", fill_value=ENDS_FILL, compressors=None
         )
-        buf = cls(root, path, "a")
+        os.rename(tmp, path)
+        buf = cls(zarr.open_group(str(path), mode="r+"), path, "a")
         buf._lock = lock
         return buf
+
+    @classmethod
+    def open_or_create(cls, path: str | Path) -> ReplayBuffer:
+        """Append to the store at ``path``, or create it. A store that an earlier version of this
+        code began to create and was killed before it held anything (zarr metadata only, no data
+        chunk) is created again; anything else that does not open is reported, never replaced."""
+        path = Path(path)
+        if not path.exists():
+            return cls.create(path)
+        try:
+            return cls.open(path, mode="a")
+        except DataError:
+            if path.is_dir() and _holds_only_metadata(path):
+                return cls.create(path, overwrite=True)
+            raise
 
     def _validate(self) -> None:
         p, root = self.path, self.root
@@ -188,7 +222,13 @@ class ReplayBuffer:
             raise DataError(
                 f"{p}: key '{ENDS}' expected a 1-D integer array, found shape {ends_arr.shape} dtype {ends_arr.dtype}"
             )
-        ends = np.asarray(ends_arr[:], dtype=np.int64)
+        try:
+            ends = np.asarray(ends_arr[:], dtype=np.int64)
+        except Exception as e:  # a truncated or garbage chunk of episode_ends: name it, not the codec
+            raise DataError(
+                f"{p}: key '{ENDS}' expected readable chunks of cumulative episode ends, found a corrupt chunk "
+                f"({_one_line(e)[:100]}); the store is damaged"
+            ) from None
         if ends_arr.fill_value == ENDS_FILL:  # ends grown but its chunk never written: that append never happened
             n = len(ends)
             while n and ends[n - 1] == ENDS_FILL:

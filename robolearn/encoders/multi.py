@@ -171,9 +171,14 @@ class MultiKeyEncoder(ObsEncoder):
         return torch.cat(self.features(obs), dim=-1).flatten(1)
 
     def tokens(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return self.tokens_from(self.features(obs))
+
+    def tokens_from(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        """Tokens of per-key features already computed (``features``): one encoder pass serves a
+        head that wants tokens and an auxiliary head that reads the features."""
         if self.output == "vector":
             raise ConfigError("encoder.output is 'vector': set it to 'tokens' or 'both' for a head that wants tokens")
-        toks = [self.to_token[k](f) + self.key_emb[i] for i, (k, f) in enumerate(zip(self.keys, self.features(obs)))]
+        toks = [self.to_token[k](f) + self.key_emb[i] for i, (k, f) in enumerate(zip(self.keys, feats))]
         x = torch.stack(toks, dim=2) + self.time_emb[:, None]  # (B, To, K, D)
         return x.flatten(1, 2)
 

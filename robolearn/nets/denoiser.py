@@ -87,7 +87,10 @@ def check_inpaint(inpaint, allowed: tuple[str, ...], prefix_max: int) -> str:
     if inpaint not in allowed:
         raise ConfigError(f"head.inpaint: expected one of {' | '.join(allowed)}, got {inpaint!r}")
     if inpaint == "given" and not prefix_max:
-        raise ConfigError("head.inpaint: 'given' needs a network trained with it: set head.prefix_conditioning > 0")
+        raise ConfigError(
+            "head.inpaint: 'given' needs a network trained with it: train with policy.head.prefix_conditioning=N "
+            "(N > 0), or evaluate with head.inpaint=guided"
+        )
     return inpaint
 
 

@@ -24,7 +24,7 @@ def task_obs_entries(cfg) -> list[str]:
 
 
 def make_task_from(cfg):
-    from envs import make_task
+    from robolearn.envs import make_task
 
     return make_task(str(cfg.task.name), **dict(cfg.task.get("kwargs") or {}))
 
@@ -139,7 +139,10 @@ class DataBundle:
         self.obs_keys = [obs_name(e) for e in obs_entries]
         self.action_key = cfg.task.get("action_key", "action")
         _check_data_path(cfg, data_path)
+        self.aux_key = pol.get("aux_key") or None
         self.buffer, arrays = load_dataset(data_path, obs_entries, action_key=self.action_key)
+        aux_entries = [self.aux_key] if self.aux_key and self.aux_key not in self.obs_keys else []
+        self.aux_dim = _load_aux(self.buffer, arrays, self.aux_key, data_path) if self.aux_key else None
         ends = np.asarray(self.buffer.episode_ends)
         train_eps, val_eps = split_episodes(self.buffer, len(ends), algo, int(cfg.seed), data_path)
         self.n_train_episodes = len(train_eps)
@@ -153,12 +156,14 @@ class DataBundle:
         train_rows = np.concatenate([np.arange(starts[e], ends[e]) for e in train_eps])
         self.normalizer = Normalizer()
         fit_keys = [k for k in self.obs_keys if self.obs_spec[k].kind == "lowdim"] + [self.action_key]
+        if self.aux_key and self.aux_key not in fit_keys:
+            fit_keys.append(self.aux_key)
         self.normalizer.fit(
             {("action" if k == self.action_key else k): arrays[k][train_rows] for k in fit_keys},
             str(pol.normalizer),
         )
         kw = dict(
-            obs_keys=self.obs_keys,
+            obs_keys=self.obs_keys + aux_entries,  # the aux target rides in the window, then leaves obs
             action_key=self.action_key,
             obs_horizon=int(pol.obs_horizon),
             horizon=int(pol.horizon),
@@ -190,12 +195,40 @@ class DataBundle:
 
     def batch(self, sampler: WindowSampler, size: int, rng: np.random.Generator) -> dict[str, Any]:
         if self.chunks is None:
-            return sampler.random_batch(size, rng)
+            return self._with_aux(sampler.random_batch(size, rng))
         idx = rng.integers(0, len(sampler), size=size)
-        b = sampler.sample(idx)
+        b = self._with_aux(sampler.sample(idx))
         b["action"] = self.chunks[sampler.t[idx], : self.horizon]
         if self.chunk_mask is None:
             b["action_mask"] = np.ones(b["action"].shape[:2], dtype=bool)
         else:
             b["action_mask"] = self.chunk_mask[sampler.t[idx], : self.horizon]
         return b
+
+    def _with_aux(self, b: dict[str, Any]) -> dict[str, Any]:
+        """The auxiliary target of every observed frame (B, To, *shape) as ``b["aux"]``; an
+        observation key that is also the target stays an observation."""
+        if self.aux_key:
+            b["aux"] = b["obs"][self.aux_key] if self.aux_key in self.obs_keys else b["obs"].pop(self.aux_key)
+        return b
+
+
+def _load_aux(buffer, arrays: dict[str, Any], key: str, data_path) -> int:
+    """The auxiliary target ``policy.aux_key`` into ``arrays`` (once, beside the observations):
+    a numeric per-step key, not an image. Returns its width, flattened."""
+    if not isinstance(key, str) or not key:
+        raise ConfigError(f"policy.aux_key: expected the name of a low-dim key of the dataset, found {key!r}")
+    if key not in arrays:
+        if key not in buffer.keys:
+            raise DataError(
+                f"{data_path}: key 'data/{key}' expected by policy.aux_key, found only keys {sorted(buffer.keys)}"
+            )
+        arrays[key] = buffer.load([key])[key]
+    x = arrays[key]
+    shape = tuple(int(d) for d in x.shape[1:])
+    if x.dtype == np.uint8 or not np.issubdtype(x.dtype, np.number) or len(shape) > 2:
+        raise DataError(
+            f"{data_path}: key 'data/{key}' (policy.aux_key): expected a low-dim numeric target per step "
+            f"(a vector or a small matrix), found {x.dtype} of shape {shape}"
+        )
+    return int(np.prod(shape)) if shape else 1

@@ -91,11 +91,14 @@ def to_torch(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     def conv(x):
         return torch.from_numpy(np.ascontiguousarray(x)).to(device, non_blocking=True)
 
-    return {
+    out = {
         "obs": {k: conv(v) for k, v in batch["obs"].items()},
         "action": conv(batch["action"]),
         "action_mask": conv(batch["action_mask"]),
     }
+    if "aux" in batch:
+        out["aux"] = conv(batch["aux"])
+    return out
 
 
 class _Loss(torch.nn.Module):
@@ -141,9 +144,13 @@ def train(
         data = DataBundle(cfg, cfg.data or cfg.task.data)
         check_against_task(cfg, data)
     # everything that can be checked without writing is checked first: a failed start changes no file
-    policy = ChunkPolicy(to_dict(cfg.policy), data.obs_spec, data.action_dim, data.normalizer).to(device)
+    policy = ChunkPolicy(
+        to_dict(cfg.policy), data.obs_spec, data.action_dim, data.normalizer, aux_dim=getattr(data, "aux_dim", None)
+    ).to(device)
     resume_file = run_dir / "resume" / "state.pt"
     st = _load_resume(resume_file, device) if resume_file.exists() else None
+    if st is not None:  # a resume state of another architecture stops here, before config.yaml is rewritten
+        _restore(resume_file, lambda: policy.load_state_dict(st["model"]))
     saved_world = int(st.get("world_size", 1)) if st is not None else dist.world
     if saved_world != dist.world:
         raise ConfigError(
@@ -178,18 +185,15 @@ def train(
             torch.manual_seed(int(cfg.seed) * 1_000_003 + dist.rank)
         start = 0
         if st is not None:
-            try:
-                policy.load_state_dict(st["model"])
-                ema.load_state_dict(st["ema"])
-                opt.load_state_dict(st["opt"])
-                sched.load_state_dict(st["sched"])
-            except (RuntimeError, ValueError, KeyError) as e:
-                first = str(e).strip().splitlines()[0][:200]
-                raise DataError(
-                    f"{resume_file}: expected the training state of this run's architecture, found one that "
-                    f"does not fit ({first}); the config changed in a way that changes the weights: use a "
-                    "new run_dir"
-                ) from None
+            _restore(
+                resume_file,
+                lambda: (
+                    policy.load_state_dict(st["model"]),
+                    ema.load_state_dict(st["ema"]),
+                    opt.load_state_dict(st["opt"]),
+                    sched.load_state_dict(st["sched"]),
+                ),
+            )
             start = int(st["step"])
             if start >= steps and (run_dir / "train_summary.json").exists():
                 return run_dir / "checkpoints" / "last"  # finished before: keep its summary and timing
@@ -217,6 +221,19 @@ def train(
     finally:
         if lock is not None:
             lock.release()
+
+
+def _restore(resume_file: Path, load) -> None:
+    """Run ``load`` (state dicts into this run's modules); a state that does not fit is one line."""
+    try:
+        load()
+    except (RuntimeError, ValueError, KeyError) as e:
+        first = " ".join(str(e).split())[:160]
+        raise DataError(
+            f"{resume_file}: expected the training state of this run's architecture, found one that "
+            f"does not fit ({first}); the config changed in a way that changes the weights: use a "
+            "new run_dir"
+        ) from None
 
 
 def make_optimizer(policy: torch.nn.Module, algo) -> torch.optim.Optimizer:
@@ -308,6 +325,8 @@ def _loop(cfg, run_dir: Path, progress: bool, data, run: RunState, plan, dist, d
                 "grad_norm": gnorm.item(),
                 "lr": sched.get_last_lr()[0],
                 "train_s": train_s,
+                # the parts of a composite loss (a head's terms, an auxiliary target's), as logged scalars
+                **{k: dist.mean(v.item()) for k, v in out.items() if k != "loss" and k.endswith("_loss")},
             }
             if main and data.val is not None and (done % int(algo.val_every) == 0 or done == steps):
                 rec["val_loss"] = validate(ema, data, int(algo.batch_size))

@@ -120,6 +120,26 @@ class _SequentialVideo:
         return np.stack(out) if out else np.zeros((0, 1, 1, 3), np.uint8)
 
 
+STORABLE = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
+STORABLE += ("float16", "float32", "float64", "image", "video")
+
+
+def _check_feature(where: Path, name: str, f: Any) -> None:
+    """A feature robolearn can store: a numeric dtype (or image / video) and a shape of positive ints."""
+    if not isinstance(f, dict):
+        raise DataError(f"{where}: key 'features.{name}': expected a mapping with dtype and shape, found {f!r}")
+    dtype, shape = f.get("dtype"), f.get("shape")
+    if dtype not in STORABLE:
+        raise DataError(
+            f"{where}: key 'features.{name}': expected a numeric, image or video dtype that a zarr dataset can "
+            f"store, found dtype {dtype!r} (convert or drop that feature first)"
+        )
+    if shape is not None and (
+        not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape)
+    ):
+        raise DataError(f"{where}: key 'features.{name}': expected a shape of positive ints, found {shape!r}")
+
+
 def lerobot_to_zarr(src: Path, dst: Path, image_size: int | None = None, progress: bool = True) -> dict[str, Any]:
     info = _json(src / "meta" / "info.json")
     if not isinstance(info, dict) or not isinstance(info.get("features"), dict):
@@ -137,6 +157,8 @@ def lerobot_to_zarr(src: Path, dst: Path, image_size: int | None = None, progres
     features = info["features"]
     videos = [k for k, f in features.items() if f.get("dtype") == "video"]
     columns = [k for k, f in features.items() if k not in BOOKKEEPING and f.get("dtype") != "video"]
+    for name in columns + videos:  # before anything is written: every feature must fit a zarr array
+        _check_feature(src / "meta" / "info.json", name, features[name])
     taken: set[str] = set()
     key_map = {}
     for name in columns + videos:
@@ -289,8 +311,7 @@ def zarr_to_lerobot(
         x = np.asarray(buf[k][:n])
         shape = list(x.shape[1:]) or [1]
         flat = x.reshape(n, -1)
-        arr = pa.array(flat.reshape(-1))
-        cols[names[k]] = pa.FixedSizeListArray.from_arrays(arr, flat.shape[1])
+        cols[names[k]] = _arrow_column(pa, x)
         features[names[k]] = {"dtype": str(x.dtype), "shape": shape, "names": None}
         stats[names[k]] = _stats(flat.astype(np.float64), shape)
     frame_index = np.concatenate([np.arange(e - s) for s, e in zip(starts, ends)]) if len(ends) else np.zeros(0, int)
@@ -400,6 +421,23 @@ def zarr_to_lerobot(
         for k in keys
     }
     return {"episodes": int(len(ends)), "frames": n, "shapes": shapes, "key_map": names}
+
+
+def _arrow_column(pa, x: np.ndarray):
+    """A per-frame array as LeRobot declares its feature (``get_hf_features_from_features``):
+    shape (1,) or () a plain value column, (d,) a fixed-size list (``Sequence(length=d)``),
+    more dims nested lists, the storage of ``datasets.Array2D`` .. ``Array5D``."""
+    n, shape = len(x), x.shape[1:]
+    if int(np.prod(shape)) == 1 and len(shape) <= 1:
+        return pa.array(x.reshape(n))
+    if len(shape) == 1:
+        return pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), shape[0])
+    arr = pa.array(x.reshape(-1))
+    count = x.size
+    for width in reversed(shape):  # innermost dim first: lists of `width` items, then lists of those
+        count //= width
+        arr = pa.ListArray.from_arrays(pa.array(np.arange(count + 1, dtype=np.int64) * width, pa.int32()), arr)
+    return arr
 
 
 def _stats(x: np.ndarray, shape: list[int]) -> dict[str, list]:

@@ -22,7 +22,7 @@ import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 from gymnasium.wrappers import TimeLimit  # noqa: E402
 
-from envs.base import ObsSpec, TaskSpec  # noqa: E402
+from robolearn.envs.base import ObsSpec, TaskSpec  # noqa: E402
 from robolearn.errors import ConfigError  # noqa: E402
 
 GYM_IDS = {"fetch_reach": "FetchReach-v4", "fetch_push": "FetchPush-v4", "fetch_pick_place": "FetchPickAndPlace-v4"}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from envs.base import Expert, ObsSpec, Task, TaskSpec
+from robolearn.envs.base import Expert, ObsSpec, Task, TaskSpec
 from robolearn.errors import ConfigError
 
 _FETCH = ("fetch_reach", "fetch_push", "fetch_pick_place")
@@ -37,7 +37,7 @@ def make_task(name: str, **kwargs: Any) -> Task:
     if name == "pusht_keypoints":
         if kwargs.get("obs", "keypoints") != "keypoints":
             raise ConfigError(f"task {name}: obs must be 'keypoints', got {kwargs['obs']!r}")
-        from envs.pusht import PushTTask
+        from robolearn.envs.pusht import PushTTask
 
         return PushTTask(**_checked(name, PushTTask, {**kwargs, "obs": "keypoints"}))
     base = name.removesuffix("_image")
@@ -46,15 +46,15 @@ def make_task(name: str, **kwargs: Any) -> Task:
             raise ConfigError(f"task {name}: obs must be 'image', got {kwargs['obs']!r}")
         kwargs = {**kwargs, "obs": "image"}
     if base in _DYNAMIC:
-        from envs.dynamic import CartPoleTask, CatchTask
+        from robolearn.envs.dynamic import CartPoleTask, CatchTask
 
         cls = CartPoleTask if base == "cartpole" else CatchTask
         return cls(**_checked(name, cls, kwargs))
     if base == "pusht":
-        from envs.pusht import PushTTask
+        from robolearn.envs.pusht import PushTTask
 
         return PushTTask(**_checked(name, PushTTask, kwargs))
-    from envs.fetch import FetchTask
+    from robolearn.envs.fetch import FetchTask
 
     return FetchTask(base, **_checked(name, FetchTask, kwargs))
 

@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 import pymunk  # noqa: E402
 from gymnasium.wrappers import TimeLimit  # noqa: E402
 
-from envs.base import ObsSpec, TaskSpec  # noqa: E402
+from robolearn.envs.base import ObsSpec, TaskSpec  # noqa: E402
 from robolearn.errors import ConfigError  # noqa: E402
 
 MAX_STEPS = 300
