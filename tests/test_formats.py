@@ -4,6 +4,9 @@ intact; zarr -> LeRobot v3.0 -> zarr round-trips (images within the codec's loss
 gives one line and leaves nothing behind."""
 
 import json
+import os
+import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -456,3 +459,48 @@ def test_a_feature_robolearn_cannot_store_is_one_line_before_writing(tmp_path, f
     msg = str(e.value)
     assert "\n" not in msg and all(w in msg for w in words), msg
     assert not (tmp_path / "out.zarr").exists() and not (tmp_path / "out.zarr.partial").exists()
+
+
+@pytest.mark.skipif(
+    not os.environ.get("ROBOLEARN_LEROBOT_PYTHON"),
+    reason="ROBOLEARN_LEROBOT_PYTHON is not set to a Python with lerobot (its own venv: lerobot pins torch < 2.11)",
+)
+def test_the_real_lerobot_reads_every_feature_shape_of_the_export():
+    """tools/lerobot_roundtrip.py: LeRobotDataset loads the export, windows with delta_timestamps,
+    batches with a DataLoader, and gives back every low-dim value exactly."""
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(root / "tools" / "lerobot_roundtrip.py"),
+            "--lerobot-python",
+            os.environ["ROBOLEARN_LEROBOT_PYTHON"],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    rows = [ln for ln in r.stdout.splitlines() if ln.startswith("| ") and "exact" in ln]
+    assert len(rows) == 5, r.stdout  # action, cube (2,3,4), keypoint (9,2), n_contacts (1,), state
+
+
+@pytest.mark.skipif(
+    not os.environ.get("ROBOLEARN_ROBOMIMIC_PYTHON"),
+    reason="ROBOLEARN_ROBOMIMIC_PYTHON is not set to a Python with the robomimic package (its own venv)",
+)
+def test_the_real_robomimic_reader_sees_what_robolearn_converts():
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(root / "tools" / "robomimic_roundtrip.py"),
+            "--robomimic-python",
+            os.environ["ROBOLEARN_ROBOMIMIC_PYTHON"],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert r.stdout.count("| yes |") == 5, r.stdout
