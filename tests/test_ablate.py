@@ -63,6 +63,10 @@ def test_tiny_grid_end_to_end_then_skips_finished_cells(tmp_path):
     assert sorted(p.name for p in (out / "train").iterdir()) == ["flow"]
     head = json.loads((out / "train/flow/reach/s0/checkpoints/last/config.json").read_text())["policy"]["head"]
     assert head["init_noise"] == "gaussian"
+    # the variant's sampling option reached the policy that was evaluated (metrics record the head as sampled)
+    for variant, noise in (("flow", "gaussian"), ("flow_z0", "zero")):
+        m = json.loads((out / f"cells/{variant}/reach/s0/metrics.json").read_text())["summary"]
+        assert m["head"]["init_noise"] == noise, variant
     before = _mtimes(out)
     assert len(before) == 4
     rows2 = run_experiment(exp, out=out, progress=False)

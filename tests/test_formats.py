@@ -366,6 +366,10 @@ def test_robomimic_bad_input(tmp_path):
         f.create_group("other")
     with pytest.raises(DataError, match="key 'data'"):
         convert(tmp_path / "empty.hdf5", tmp_path / "a.zarr", progress=False)
+    with h5py.File(tmp_path / "nodemos.hdf5", "w") as f:
+        f.create_group("data").create_group("mask_like")
+    with pytest.raises(DataError, match=r"nodemos.hdf5: key 'data': expected demo_<i> groups, found \['mask_like'\]"):
+        convert(tmp_path / "nodemos.hdf5", tmp_path / "n.zarr", progress=False)
     write_robomimic(tmp_path / "bad.hdf5", _episodes(), bad_demo=1)
     with pytest.raises(DataError, match=r"data/demo_1: key 'obs/robot0_eef_pos': expected 12 rows"):
         convert(tmp_path / "bad.hdf5", tmp_path / "b.zarr", progress=False)

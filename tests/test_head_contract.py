@@ -58,12 +58,26 @@ def test_frozen_prefix_steps_come_back_exactly(head):
     w[3:5] = torch.tensor([0.6, 0.2])
     x = head.sample(torch.randn(B, D), prefix=prefix, prefix_weights=w, generator=torch.Generator().manual_seed(0))
     assert (x[:, :3] - prefix[:, :3]).abs().max() < 1e-5
+    # the free steps (weight 0) are the head's own: a head that copies the prefix everywhere fails here
+    assert (x[:, 5:] - prefix[:, 5:]).abs().mean() > 1e-2
 
 
-def test_network_evaluations_is_declared(head):
+def test_network_evaluations_is_what_sampling_costs(head):
+    """The declared passes per chunk (the cost tables' NFE column) equal the calls that sampling
+    one chunk makes to the head's network, counted with a forward hook."""
     n = type(head).network_evaluations(yaml_options(head.head_name))
-    assert n is None or (isinstance(n, int) and n >= 1)
     assert head_class(head.head_name) is type(head)
+    if n is None:  # it depends on more than the options (autoregressive: one pass per token)
+        assert head.head_name == "autoregressive"
+        return
+    calls = []
+    hook = head.net.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        head.eval()
+        head.sample(torch.randn(B, D), generator=torch.Generator().manual_seed(0))
+    finally:
+        hook.remove()
+    assert len(calls) == n, f"{head.head_name}: declares {n} passes, sampling made {len(calls)}"
 
 
 def test_state_dict_round_trip_samples_the_same(head):

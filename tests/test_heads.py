@@ -209,13 +209,34 @@ def test_mip_refinement_pulls_free_steps_to_the_prefix_mode(trained, sign):
     assert abs(free[5] - C) < 0.1, f"five passes should reach the prefix's mode: {free}"
 
 
-def test_soft_prefix_weights_are_accepted(trained):
-    prefix = torch.full((16, H, A), C)
-    w = torch.tensor([1.0, 0.6, 0.3, 0.0])
+def test_soft_prefix_weights_do_what_each_head_family_declares(trained):
+    """Step 0 frozen at the +C mode; steps 1.. ask for a value off the data (C + 0.4) with soft
+    weights 0.6 / 0.3 / 0 (what RTC's decaying mask gives), against the same draw with weight 0
+    there. Guided / blended / conditioned heads pull step 1 toward that value; the autoregressive
+    head freezes steps with weight >= 0.5 and ignores the rest (its docstring); a given prefix and
+    a one-step shortcut have no soft form and must ignore weights below 1 exactly. Catches a head
+    that drops or binarizes soft weights where it should not, or reads them at the wrong step."""
+    n, off = 64, C + 0.4
+    prefix = torch.full((n, H, A), off)
+    prefix[:, 0] = C
+    soft, hard = torch.tensor([1.0, 0.6, 0.3, 0.0]), torch.tensor([1.0, 0.0, 0.0, 0.0])
+    follows = {"regression", "mdn", "diffusion_unet", "diffusion_tf", "flow_unet", "flow_tf", "mip_tf"}
+    ignores = {"shortcut_1step", "flow_prefix", "diffusion_prefix"}
+    assert follows | ignores | {"autoregressive"} == set(trained)  # a new head states its behaviour here
     for name, head in trained.items():
-        x = draw(head, n=16, prefix=prefix, prefix_weights=w)
-        assert x.shape == (16, H, A) and torch.isfinite(x).all(), name
+        x = draw(head, n=n, prefix=prefix, prefix_weights=soft)
+        y = draw(head, n=n, prefix=prefix, prefix_weights=hard)
+        assert x.shape == (n, H, A) and torch.isfinite(x).all(), name
         assert (x[:, 0] - C).abs().max() < PREFIX_TOL, name
+        gap_soft, gap_hard = ((x[:, 1] - off).abs().mean().item(), (y[:, 1] - off).abs().mean().item())
+        if name in follows:
+            assert gap_soft < gap_hard - 0.02, f"{name}: step 1 at {gap_soft:.3f} with w=0.6, {gap_hard:.3f} with 0"
+        elif name in ignores:
+            assert torch.allclose(x, y, atol=1e-6), f"{name}: weights below 1 changed the sample"
+        else:  # autoregressive: 0.6 >= 0.5 is teacher-forced exactly, 0.3 is ignored
+            assert (x[:, 1] - off).abs().max() < PREFIX_TOL, name
+            z = draw(head, n=n, prefix=prefix, prefix_weights=torch.tensor([1.0, 0.6, 0.0, 0.0]))
+            assert torch.equal(x, z), name
 
 
 def test_prefix_shape_is_checked(trained):

@@ -44,9 +44,12 @@ def robomimic_to_zarr(src: Path, dst: Path, image_size: int | None = None, progr
                 f"{src}: key 'data': expected robomimic's group of demos (data/demo_<i>), found "
                 f"{sorted(f.keys()) or 'an empty file'}"
             )
-        demos = _demo_order([k for k in f["data"] if isinstance(f["data"][k], h5py.Group)])
+        groups = [k for k in f["data"] if isinstance(f["data"][k], h5py.Group)]
+        demos = _demo_order([k for k in groups if re.fullmatch(r"demo_?\d+", k)])
         if not demos:
-            raise DataError(f"{src}: key 'data': expected demo_<i> groups, found none")
+            raise DataError(
+                f"{src}: key 'data': expected demo_<i> groups, found {sorted(groups)[:5] if groups else 'none'}"
+            )
         index = {d: i for i, d in enumerate(demos)}
         masks: dict[str, list[int]] = {}
         if "mask" in f:
