@@ -108,6 +108,22 @@ def test_head_sampling_options_and_step_limit_on_eval(reach, tmp_path):
     assert head["name"] == "flow" and head["num_steps"] == 2 and head["init_noise"] == "zero"
     trained = json.loads((d / "checkpoints" / "last" / "config.json").read_text())["policy"]["head"]
     assert trained["num_steps"] == 10  # the checkpoint itself is untouched
+    # the options take effect in the policy eval builds (ChunkPolicy.load with head overrides), not
+    # only in the echo: 2 network passes per chunk instead of 10, and z = 0 makes sampling seed-free
+    import numpy as np
+    import torch
+
+    from robolearn.policy import ChunkPolicy
+
+    obs = {"state": np.random.default_rng(0).normal(size=(3, 2, 13)).astype(np.float32)}
+    for overrides, passes in (({}, 10), ({"num_steps": 2, "init_noise": "zero"}, 2)):
+        p = ChunkPolicy.load(d / "checkpoints" / "last", head_overrides=overrides)
+        calls = []
+        p.head.net.register_forward_hook(lambda *a: calls.append(1))
+        a = p.predict_chunk(obs, generator=torch.Generator().manual_seed(1))
+        b = p.predict_chunk(obs, generator=torch.Generator().manual_seed(2))
+        assert len(calls) == 2 * passes, overrides
+        assert np.array_equal(a, b) == (overrides.get("init_noise") == "zero"), overrides
 
 
 def test_every_choice_is_findable():

@@ -266,3 +266,23 @@ def test_a_dataset_without_the_state_key_is_one_line(tmp_path):
     b.add_episode({"obs": np.zeros((5, 3), np.float32), "action": np.zeros((5, 2), np.float32)})
     r = _cli("correct", "catch", "--data", str(p), "--out", str(tmp_path / "o.zarr"), cwd=tmp_path)
     assert r.returncode == 2 and "data/state" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_audit_measures_how_far_executed_labels_land_from_the_demonstration():
+    """The simulator check of learned labels, on a step with a known answer (s' = s + a): a label
+    that reaches the demonstrated next state scores 0, one that overshoots by d in one of two
+    dims scores d / std / sqrt(2), and a sample is scored by its worst step."""
+    from robolearn.algos.corrective import audit
+
+    states = np.array([[0.0, 0.0], [1.0, 2.0], [3.0, 2.0], [4.0, 6.0]])
+    scale = states.std(0) + 1e-6
+    step = lambda s, a: s + a  # noqa: E731
+    exact = {"t": np.array([0, 1]), "state": states[[0, 1]], "action": states[[1, 2]] - states[[0, 1]]}
+    off = {
+        "t": np.array([0, 2]),
+        "state": states[[0, 2]],
+        "action": states[[1, 3]] - states[[0, 2]] + [[0.0, 0.0], [0.5, 0.0]],
+    }
+    err = audit(step, [exact, off], states)
+    assert err[0] == pytest.approx(0.0, abs=1e-9)
+    assert err[1] == pytest.approx(0.5 / scale[0] / np.sqrt(2))

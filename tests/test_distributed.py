@@ -226,10 +226,8 @@ def test_a_dying_rank_stops_the_others(reach, tmp_path):
         workers = [int(p) for p in ranks if int(p) != proc.pid]
         assert len(workers) == 2, ranks
         os.kill(max(workers), signal.SIGKILL)  # the later-started rank
-        t = time.time()
-        out, _ = proc.communicate(timeout=120)
+        out, _ = proc.communicate(timeout=300)  # a hang fails here (TimeoutExpired); no speed is asserted
         assert proc.returncode != 0
-        assert time.time() - t < 120
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

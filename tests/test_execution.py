@@ -275,18 +275,21 @@ def test_ensemble_weights_favour_the_oldest_prediction():
 
 
 # ---- delay: auto, validation, smoothness -------------------------------------------------
-def test_delay_auto_measures_once_and_converts_with_control_hz():
-    import time
+def test_delay_auto_measures_once_and_converts_with_control_hz(monkeypatch):
+    import robolearn.execution.delay as delay
+
+    now = [0.0]
+    monkeypatch.setattr(delay, "CLOCK", lambda: now[0])  # an injected clock: no sleep, no load dependence
 
     class Slow(StepPolicy):
         def predict_chunk(self, obs, prefix=None, prefix_weights=None, generator=None):
-            time.sleep(0.03)  # 0.03 s at 40 Hz = 1.2 steps
+            now[0] += 0.03  # 0.03 s at 40 Hz = 1.2 steps
             return super().predict_chunk(obs, prefix, prefix_weights, generator)
 
     P = Slow(horizon=8)
     ex = build_executor({"name": "naive_async", "s": 3, "delay": "auto", "control_hz": 40}, P, 1)
     run(ex, 4)
-    assert ex.d == 1  # floor(1.2 + overhead / 25 ms): overhead would need > 20 ms to change it
+    assert ex.d == 1  # floor(1.2)
     ex2 = build_executor({"name": "naive_async", "s": 3, "delay": "auto", "control_hz": 40}, P, 1)
     n = len(P.calls)
     run(ex2, 1)
@@ -404,15 +407,22 @@ def test_bid_with_a_real_flow_policy_runs_batched_and_seeded():
         "head": {"name": "flow", "down_dims": [16, 32], "num_steps": 2},
     }
     pol = ChunkPolicy(cfg, {"x": ObsSpec((3,))}, 2, norm).eval()
+    batches = []
+    real = pol.predict_chunk
+    pol.predict_chunk = lambda obs, *a, **k: batches.append(len(obs["x"])) or real(obs, *a, **k)
+    obs = rng.normal(size=(9, 2, 1, 3)).astype(np.float32)  # a different observation every step, per env
     outs = []
-    for _ in range(2):
+    for seed in (3, 3, 4):
         ex = build_executor(
-            {"name": "bid", "n_samples": 5, "delay": 1}, pol, 2, generator=torch.Generator().manual_seed(3)
+            {"name": "bid", "n_samples": 5, "delay": 1}, pol, 2, generator=torch.Generator().manual_seed(seed)
         )
         ex.reset()
-        outs.append(np.stack([ex.act({"x": rng.normal(size=(2, 1, 3)).astype(np.float32) * 0}) for _ in range(9)]))
-    np.testing.assert_array_equal(outs[0], outs[1])
+        outs.append(np.stack([ex.act({"x": obs[t]}) for t in range(9)]))
+    np.testing.assert_array_equal(outs[0], outs[1])  # same seed, same executed actions
+    assert not np.array_equal(outs[0], outs[2])  # the generator is what decides the samples
     assert outs[0].shape == (9, 2, 2)
+    # batched: every request is one call with all candidates of both envs (2 envs x 5 samples)
+    assert batches and set(batches) == {10}, batches
 
 
 def test_smoothness_metrics():
@@ -427,18 +437,26 @@ def test_smoothness_metrics():
     assert two_d["boundary_jump"] == pytest.approx(5.0) and two_d["mean_abs_jerk"] == 0.0
 
 
-def test_delay_auto_that_does_not_fit_says_what_was_measured():
-    import time
+def test_delay_auto_that_does_not_fit_says_what_was_measured(monkeypatch):
+    """An injected clock that each chunk request advances by 20 ms: no sleep, an exact answer."""
+    import robolearn.execution.delay as delay
+
+    now = [0.0]
+    monkeypatch.setattr(delay, "CLOCK", lambda: now[0])
 
     class Slow(StepPolicy):
         def predict_chunk(self, obs, prefix=None, prefix_weights=None, generator=None):
-            time.sleep(0.02)
+            now[0] += 0.020
             return super().predict_chunk(obs, prefix, prefix_weights, generator)
 
-    # 20 ms at 1000 Hz is >= 20 steps, more than the chunk holds
+    # 20 ms at 1000 Hz is 20 steps, more than the chunk holds
     ex = build_executor({"name": "ensemble", "delay": "auto", "control_hz": 1000}, Slow(horizon=8), 1)
-    with pytest.raises(ConfigError, match="delay=auto measured"):
+    with pytest.raises(ConfigError, match=r"delay=auto measured 20\.0 ms = 20 steps at 1000 Hz"):
         run(ex, 1)
+    # at 100 Hz the same 20 ms is 2 steps: it fits, and the executor runs with d = 2
+    ex = build_executor({"name": "ensemble", "delay": "auto", "control_hz": 100}, Slow(horizon=8), 1)
+    run(ex, 1)
+    assert ex.d == 2
 
 
 # ---- delay sweep on a real simulator -----------------------------------------------------

@@ -70,14 +70,17 @@ def check_window(H: int, s: int, d: int, s_name: str) -> None:
         raise ConfigError(f"exec.{s_name} + exec.delay: expected <= the chunk length H={H}, got {s} + {d} = {s + d}")
 
 
+CLOCK: Callable[[], float] = time.perf_counter  # what delay=auto measures with (tests inject a clock)
+
+
 def measured_latency(policy, key: tuple, call: Callable[[], Any]) -> float:
     """Seconds one ``call`` takes (after one warm-up call), measured once per policy and key."""
     cache = _LATENCY.setdefault(policy, {})
     if key not in cache:
         call()  # warm-up: lazy init, allocator, kernel selection
-        t0 = time.perf_counter()
+        t0 = CLOCK()
         call()  # predict_chunk returns numpy, so device work is finished when it returns
-        cache[key] = time.perf_counter() - t0
+        cache[key] = CLOCK() - t0
     return cache[key]
 
 
