@@ -420,8 +420,10 @@ def catalogue() -> dict[str, list[str]]:
     """Every name a user can pick, by what it is."""
     from robolearn.config import group_options
     from robolearn.envs import task_names
-    from robolearn.execution import EXECUTORS
+    from robolearn.execution import load_executors
     from robolearn.heads.base import head_names
+
+    EXECUTORS = load_executors()
 
     return {
         "tasks (task=)": group_options("task"),

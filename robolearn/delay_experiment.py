@@ -90,8 +90,9 @@ def _horizon_key(cfg: dict[str, Any]) -> str | None:
     horizon; None for temporal ensembling, which has none."""
     import inspect
 
-    from robolearn.execution import EXECUTORS
+    from robolearn.execution import load_executors
 
+    EXECUTORS = load_executors()
     cls = EXECUTORS.get(cfg.get("name", ""))
     if cls is None:
         raise ConfigError(f"sweep.executors: unknown executor {cfg.get('name')!r}; choose one of {sorted(EXECUTORS)}")

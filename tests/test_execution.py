@@ -519,3 +519,33 @@ def test_delay_sweep_rows_smoothness_and_plot(tmp_path):
     acts = np.stack([a for a, _ in first])
     assert records[0]["mean_abs_jerk"] == pytest.approx(smoothness(acts, np.zeros(len(acts), bool))["mean_abs_jerk"])
     assert all("boundary_jump" in r and "step_change" in r for r in records)
+
+
+def test_a_new_executor_is_one_class_and_one_yaml(tmp_path, monkeypatch):
+    """The extension seam: a class with @register_executor and configs/exec/<name>.yaml (here in
+    a --config-dir) are all it takes for build_executor, `robolearn list` and the CLI's --exec."""
+    from robolearn.cli import catalogue
+    from robolearn.config import add_config_dir, load_group, to_dict
+    from robolearn.execution import register_executor
+    from robolearn.execution.base import EXECUTORS
+    from robolearn.execution.receding import RecedingHorizon
+
+    @register_executor("first_only")
+    class FirstOnly(RecedingHorizon):
+        """Replan every step and execute the chunk's first action (receding horizon with s = 1)."""
+
+        def __init__(self, policy, n_envs, delay=0, control_hz=None, generator=None):
+            super().__init__(policy, n_envs, n_action_steps=1, delay=delay, control_hz=control_hz, generator=generator)
+
+    try:
+        (tmp_path / "exec").mkdir()
+        (tmp_path / "exec" / "first_only.yaml").write_text("name: first_only\ndelay: 0\n")
+        monkeypatch.setattr("robolearn.config_files._EXTRA_DIRS", [])
+        add_config_dir(tmp_path)
+        ex = build_executor(to_dict(load_group("exec", "first_only")), StepPolicy(horizon=8), 2)
+        assert type(ex) is FirstOnly
+        acts, switches = run(ex, 3, n_envs=2)
+        assert switches.all()  # a new chunk every step: its first action, always
+        assert "first_only" in catalogue()["executors (--exec / exec=)"]
+    finally:
+        EXECUTORS.pop("first_only", None)

@@ -10,19 +10,11 @@ import inspect
 from typing import Any
 
 from robolearn.errors import ConfigError
-from robolearn.execution.base import Executor
+from robolearn.execution.base import EXECUTORS, Executor, load_executors, register_executor
 from robolearn.execution.bid import BidirectionalDecoding
 from robolearn.execution.ensemble import TemporalEnsemble
 from robolearn.execution.realtime import NaiveAsync, RealTimeChunking, rtc_weights
 from robolearn.execution.receding import RecedingHorizon
-
-EXECUTORS: dict[str, type[Executor]] = {
-    "receding": RecedingHorizon,
-    "ensemble": TemporalEnsemble,
-    "naive_async": NaiveAsync,
-    "rtc": RealTimeChunking,
-    "bid": BidirectionalDecoding,
-}
 
 
 def build_executor(cfg: dict[str, Any] | None, policy, n_envs: int, generator=None) -> Executor:
@@ -33,6 +25,7 @@ def build_executor(cfg: dict[str, Any] | None, policy, n_envs: int, generator=No
     cfg = dict(cfg or {})
     file_name = cfg.pop("_name", None)
     name = cfg.pop("name", None) or file_name or "receding"
+    load_executors()  # every module of the package registers its executors (@register_executor)
     if name not in EXECUTORS:
         raise ConfigError(f"exec.name: unknown executor {name!r}; choose one of {sorted(EXECUTORS)}")
     cls = EXECUTORS[name]
@@ -54,5 +47,7 @@ __all__ = [
     "RecedingHorizon",
     "TemporalEnsemble",
     "build_executor",
+    "load_executors",
+    "register_executor",
     "rtc_weights",
 ]

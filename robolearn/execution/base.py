@@ -12,7 +12,34 @@ Every executor takes ``delay`` (simulated inference latency, see ``delay.py``).
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 import numpy as np
+
+EXECUTORS: dict[str, type] = {}  # name -> class, filled by @register_executor as the modules load
+
+
+def register_executor(name: str):
+    """Class decorator: the executor ``exec.name`` / ``configs/exec/<name>.yaml`` builds. A new
+    executor is one module in this package with this decorator, plus its YAML."""
+
+    def deco(cls):
+        if name in EXECUTORS and EXECUTORS[name] is not cls:
+            raise RuntimeError(f"executor name {name!r} registered twice")
+        EXECUTORS[name] = cls
+        cls.executor_name = name
+        return cls
+
+    return deco
+
+
+def load_executors() -> dict[str, type]:
+    """Import every module of ``robolearn.execution`` once, so each registers its executors."""
+    pkg = importlib.import_module("robolearn.execution")
+    for mod in pkgutil.iter_modules(pkg.__path__):
+        importlib.import_module(f"robolearn.execution.{mod.name}")
+    return EXECUTORS
 
 
 class Executor:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from robolearn.errors import ConfigError
-from robolearn.execution.base import select_obs
+from robolearn.execution.base import register_executor, select_obs
 from robolearn.execution.delay import ChunkSchedule, probe_generator
 from robolearn.execution.realtime import pending_prefix, rtc_weights
 
@@ -33,6 +33,7 @@ def closest_to_prefix(cands: np.ndarray, prefix: np.ndarray, weights: np.ndarray
     return cost.argmin(axis=1)
 
 
+@register_executor("bid")
 class BidirectionalDecoding(ChunkSchedule):
     def __init__(
         self,

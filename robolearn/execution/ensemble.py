@@ -18,9 +18,11 @@ import math
 import numpy as np
 
 from robolearn.errors import ConfigError
+from robolearn.execution.base import register_executor
 from robolearn.execution.delay import DelayedExecutor
 
 
+@register_executor("ensemble")
 class TemporalEnsemble(DelayedExecutor):
     def __init__(
         self,

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from robolearn.errors import ConfigError
-from robolearn.execution.base import select_obs
+from robolearn.execution.base import register_executor, select_obs
 from robolearn.execution.delay import ChunkSchedule, check_window, probe_generator
 
 
@@ -50,10 +50,12 @@ def rtc_weights(H: int, s: int, d: int) -> np.ndarray:
     return w.astype(np.float32)
 
 
+@register_executor("naive_async")
 class NaiveAsync(ChunkSchedule):
     """Switch to each new chunk, sampled without a prefix, as soon as it arrives."""
 
 
+@register_executor("rtc")
 class RealTimeChunking(ChunkSchedule):
     """``mask``: ``soft`` (the paper's method: frozen steps, then the decaying overlap) or ``hard``
     (its ablation: only the d frozen steps are tied to the previous chunk, everything after is

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import math
 
+from robolearn.execution.base import register_executor
 from robolearn.execution.delay import ChunkSchedule, steps_in_chunk
 
 
+@register_executor("receding")
 class RecedingHorizon(ChunkSchedule):
     s_name = "n_action_steps"
 
