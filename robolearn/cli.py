@@ -94,9 +94,10 @@ def _dist(timeout_s=1800):
 
 def cmd_train(a) -> int:
     from robolearn.config import compose
+    from robolearn.eval.api import check_counts
     from robolearn.train.trainer import train
 
-    _count("--eval-episodes", a.eval_episodes, minimum=0)
+    check_counts(eval_episodes=(a.eval_episodes, 0))
     cfg = compose(a.overrides)
     if "rounds" in cfg.algo:
         from robolearn.errors import ConfigError
@@ -137,45 +138,17 @@ def cmd_train(a) -> int:
         dist.close()
 
 
-def _checkpoint_task(policy, max_steps: int | None = None):
-    """The task a checkpoint was trained on, optionally with another episode step limit."""
-    t = policy.meta.get("task")
-    if not isinstance(t, dict) or not t.get("name"):
-        from robolearn.errors import DataError
-
-        raise DataError(
-            f"{getattr(policy, 'path', 'checkpoint')}/config.json: key 'task.name' expected the task the policy was "
-            f"trained on (written by robolearn train), found {'no task' if t is None else repr(t)[:80]}; evaluate "
-            "it from Python with evaluate_policy(policy, make_task(NAME), ...)"
-        )
-    kwargs = dict(t.get("kwargs") or {})
-    if max_steps is not None:
-        kwargs["max_steps"] = max_steps
-    return _task_from(t.get("name"), kwargs)
-
-
-def _eval_and_print(
-    ckpt,
-    episodes,
-    n_envs,
-    seed_start,
-    videos,
-    exec_cfg,
-    out_dir,
-    dist=None,
-    action_noise=0.0,
-    head=None,
-    max_steps=None,
-) -> int:
+def _eval_and_print(run_or_ckpt, episodes, n_envs, seed_start, videos, exec_cfg, out_dir, dist=None, noise=0.0) -> int:
+    """Evaluate right after training, with the run's own executor config (``train --eval-episodes``)."""
+    from robolearn.eval.api import checkpoint_task, load_policy, resolve_checkpoint
+    from robolearn.eval.metrics import results_table
     from robolearn.eval.rollout import evaluate_policy
-    from robolearn.policy import ChunkPolicy
-    from robolearn.train.trainer import pick_device
 
-    policy = ChunkPolicy.load(ckpt, device=pick_device("auto"), head_overrides=head)
-    task = _checkpoint_task(policy, max_steps)
+    ckpt = resolve_checkpoint(run_or_ckpt)
+    policy = load_policy(ckpt)
     m = evaluate_policy(
         policy,
-        task,
+        checkpoint_task(policy),
         exec_cfg,
         out_dir,
         n_episodes=episodes,
@@ -183,130 +156,64 @@ def _eval_and_print(
         seed_start=seed_start,
         n_videos=videos,
         dist=dist,
-        action_noise=action_noise,
+        action_noise=noise,
     )
     if m is not None:  # rank 0 (or a single process) reports
-        from robolearn.eval.metrics import results_table
-
         print(results_table([(str(ckpt), m)]))
         print(f"metrics: {Path(out_dir) / 'metrics.json'}")
     return 0
 
 
-def _count(flag: str, value: int, minimum: int = 1) -> None:
-    from robolearn.errors import ConfigError
-
-    if value < minimum:
-        raise ConfigError(f"{flag}: expected an integer >= {minimum}, found {value}")
-
-
 def cmd_eval(a) -> int:
-    _count("--episodes", a.episodes)
-    _count("--n-envs", a.n_envs)
-    _count("--videos", a.videos, minimum=0)
-    _count("--seed-start", a.seed_start, minimum=0)
-    if a.max_steps is not None:
-        _count("--max-steps", a.max_steps)
-    from robolearn.config import load_group
-    from robolearn.errors import ConfigError
+    from robolearn.eval import api
 
-    if not 0 <= a.action_noise < 10:
-        raise ConfigError(f"--action-noise: expected a number >= 0 (std in half action ranges), found {a.action_noise}")
-
-    ckpt = Path(a.checkpoint)
-    if (ckpt / "checkpoints" / "last").is_dir():
-        ckpt = ckpt / "checkpoints" / "last"
-    head, exec_overrides = {}, {}
-    for o in a.overrides:
-        k, sep, v = o.partition("=")
-        if not sep:
-            raise ConfigError(f"override {o!r}: expected key=value")
-        if (hk := k.removeprefix("policy.")).startswith("head."):
-            head[hk.removeprefix("head.")] = _parse_value(v)
-        else:
-            exec_overrides[k.removeprefix("exec.")] = _parse_value(v)
-    execs = []
-    if a.exec is None and (trained := _run_exec(ckpt)) is not None:
-        execs.append({**trained, **exec_overrides})
-    for name in [] if execs else (a.exec or "receding").split(","):
-        cfg = {k: v for k, v in dict(load_group("exec", name.strip())).items() if k != "_name"}
-        execs.append({**cfg, **exec_overrides})
-    if a.delays is None:
-        if len(execs) > 1:
-            raise ConfigError("several executors given: add --delays (e.g. --delays 0) to compare them")
-        out = _out_dir(Path(a.out) if a.out else ckpt.parent.parent / "eval" / execs[0].get("name", "exec"))
-        dist = _dist()
-        try:
-            return _eval_and_print(
-                ckpt,
-                a.episodes,
-                a.n_envs,
-                a.seed_start,
-                a.videos,
-                execs[0],
-                out,
-                dist,
-                a.action_noise,
-                head,
-                a.max_steps,
-            )
-        finally:
-            dist.close()
-    return _delay_sweep(ckpt, execs, a, head)
-
-
-def _out_dir(out: Path) -> Path:
-    """Where an evaluation writes: a directory, new or existing; never over a file of the user's."""
-    from robolearn.errors import ConfigError
-
-    for p in (out, *out.parents):
-        if p.exists() and not p.is_dir():
-            raise ConfigError(f"--out {out}: expected a directory for metrics and videos, found a file at {p}")
-    return out
-
-
-def _run_exec(ckpt: Path) -> dict | None:
-    """The executor a checkpoint's run evaluated with during training (``exec`` of the run's
-    config.yaml, e.g. the Push-T recipe's ``stride: 2``), or None for a checkpoint outside a run."""
-    cfg_file = ckpt.parent.parent / "config.yaml"
-    if ckpt.parent.name != "checkpoints" or not cfg_file.is_file():
-        return None
-    from omegaconf import OmegaConf
-
-    from robolearn.config_files import load_yaml
-
+    if a.delays is not None:
+        return _delay_sweep(a)
+    dist = _dist()
     try:
-        ex = OmegaConf.to_container(load_yaml(cfg_file).get("exec"), resolve=True)
-    except Exception:
-        return None  # an unreadable run config: the checkpoint alone still evaluates
-    if not isinstance(ex, dict) or "name" not in ex:
-        return None
-    return {str(k): v for k, v in ex.items() if k != "_name"}
+        m = api.evaluate(
+            a.checkpoint,
+            episodes=a.episodes,
+            n_envs=a.n_envs,
+            seed_start=a.seed_start,
+            videos=a.videos,
+            exec=a.exec,
+            overrides=a.overrides,
+            out=a.out,
+            action_noise=a.action_noise,
+            max_steps=a.max_steps,
+            dist=dist,
+        )
+    finally:
+        dist.close()
+    if m is not None:
+        from robolearn.eval.metrics import results_table
+
+        print(results_table([(str(api.resolve_checkpoint(a.checkpoint)), m)]))
+        print(f"metrics: {m['metrics_file']}")
+    return 0
 
 
-def _delay_sweep(ckpt: Path, execs: list[dict], a, head: dict | None = None) -> int:
+def _delay_sweep(a) -> int:
     from robolearn.errors import ConfigError
-    from robolearn.eval.delay_sweep import sweep
-    from robolearn.policy import ChunkPolicy
-    from robolearn.train.trainer import pick_device
+    from robolearn.eval import api
 
     try:
         delays = [int(d) for d in a.delays.split(",")]
     except ValueError:
         raise ConfigError(f"--delays: expected comma-separated integers, got {a.delays!r}") from None
-    policy = ChunkPolicy.load(ckpt, device=pick_device("auto"), head_overrides=head)
-    task = _checkpoint_task(policy, a.max_steps)
-    out = _out_dir(Path(a.out) if a.out else ckpt.parent.parent / "eval" / "delay_sweep")
-    rows = sweep(
-        policy,
-        task,
-        execs,
+    api.check_counts(episodes=(a.episodes, 1), n_envs=(a.n_envs, 1), seed_start=(a.seed_start, 0))
+    rows, out = api.delay_sweep(
+        a.checkpoint,
         delays,
-        n_episodes=a.episodes,
+        exec=a.exec,
+        overrides=a.overrides,
+        episodes=a.episodes,
         n_envs=a.n_envs,
         seed_start=a.seed_start,
-        out_dir=out,
+        out=a.out,
         action_noise=a.action_noise,
+        max_steps=a.max_steps,
     )
     print(f"| {'executor':<24} | delay | success | 95% CI       | max score | jerk   | boundary jump |")
     print(f"|{'-' * 26}|-------|---------|--------------|-----------|--------|---------------|")
@@ -318,12 +225,6 @@ def _delay_sweep(ckpt: Path, execs: list[dict], a, head: dict | None = None) -> 
         )
     print(f"table + plot: {out / 'delay_sweep.json'}, {out / 'delay_sweep.png'}")
     return 0
-
-
-def _parse_value(v: str):
-    import yaml
-
-    return yaml.safe_load(v)
 
 
 def cmd_inspect(a) -> int:

@@ -296,3 +296,19 @@ def test_wheel_carries_the_configs_and_runs_outside_the_repository(tmp_path, rea
     )
     assert r.returncode == 0, r.stderr[-2000:]
     assert (work / "run" / "checkpoints" / "last" / "model.safetensors").is_file()
+
+
+def test_evaluate_from_python_is_what_the_command_does(run, tmp_path):
+    """robolearn.evaluate(run_dir, ...) = `robolearn eval run_dir ...`: same seeds, same numbers."""
+    import json
+
+    import robolearn
+
+    m = robolearn.evaluate(run, episodes=3, n_envs=3, videos=0, out=tmp_path / "py", overrides=["n_action_steps=2"])
+    r = cli("eval", str(run), "--episodes", "3", "--n-envs", "3", "--videos", "0", "n_action_steps=2",
+            "--out", str(tmp_path / "cli"))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    by_cli = json.loads((tmp_path / "cli" / "metrics.json").read_text())
+    by_py = json.loads((tmp_path / "py" / "metrics.json").read_text())
+    assert m["episodes"] == 3 and m["exec"]["n_action_steps"] == 2
+    assert by_py["episodes"] == by_cli["episodes"]
