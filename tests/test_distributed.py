@@ -255,3 +255,52 @@ def test_dagger_rounds_train_with_ddp(tmp_path):
     for rnd in ("round_00", "round_01"):
         summary = json.loads((run / rnd / "train" / "train_summary.json").read_text())
         assert summary["world_size"] == 2
+
+
+def test_one_ddp_step_is_the_average_of_the_ranks_gradients_on_their_own_windows(reach, tmp_path):
+    """One optimizer step under torchrun (2 ranks, global batch 8), replayed by hand in this
+    process: the same initial weights (seed), rank r's 4 windows drawn from its own stream
+    default_rng([seed, r]), the two ranks' gradients averaged, clipped, one AdamW step at the
+    warm-up learning rate. The raw weights the launch saved equal the replay; replaying with
+    only rank 0's gradient, or with rank 0's windows on both ranks, does not. Catches gradients
+    that are not all-reduced and ranks that draw the same windows."""
+    import torch
+
+    from robolearn.config import compose, to_dict
+    from robolearn.policy import ChunkPolicy
+    from robolearn.train.trainer import DataBundle, lr_lambda, make_optimizer, seed_everything, to_torch
+
+    args = ["task=fetch_reach", f"data={reach}", "algo.batch_size=8", "algo.steps=1", "algo.warmup_steps=1",
+            "algo.log_every=1", "algo.ckpt_every=1", "policy.head.dropout=0.0", "device=cpu", "seed=5"]  # fmt: skip
+    run = tmp_path / "run"
+    r = torchrun("train", *args, f"run_dir={run}")
+    assert r.returncode == 0, r.stderr[-2000:]
+    saved = torch.load(run / "resume" / "state.pt", weights_only=True)["model"]
+
+    cfg = compose(args)
+    data = DataBundle(cfg, reach)
+
+    def replay(windows_of_rank, ranks_counted):
+        seed_everything(5)
+        policy = ChunkPolicy(to_dict(cfg.policy), data.obs_spec, data.action_dim, data.normalizer)
+        opt = make_optimizer(policy, cfg.algo)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(1, 1))
+        grads = []
+        for rank in ranks_counted:
+            policy.zero_grad(set_to_none=True)
+            batch = data.batch(data.train, 4, np.random.default_rng([5, windows_of_rank(rank)]))
+            policy.compute_loss(to_torch(batch, torch.device("cpu")))["loss"].backward()
+            grads.append([None if p.grad is None else p.grad.clone() for p in policy.parameters()])
+        for p, *gs in zip(policy.parameters(), *grads):
+            p.grad = None if gs[0] is None else sum(gs) / len(gs)  # unused parameters (token maps) get none
+        torch.nn.utils.clip_grad_norm_(policy.parameters(), float(cfg.algo.grad_clip))
+        opt.step()
+        sched.step()
+        return policy.state_dict()
+
+    def max_diff(state):
+        return max(float((state[k] - v).abs().max()) for k, v in saved.items() if not k.startswith("normalizer."))
+
+    assert max_diff(replay(lambda rank: rank, [0, 1])) < 1e-6
+    assert max_diff(replay(lambda rank: rank, [0])) > 1e-5  # no all-reduce: rank 0's own step
+    assert max_diff(replay(lambda rank: 0, [0, 1])) > 1e-5  # both ranks on the same windows
