@@ -16,6 +16,7 @@ from robolearn.config import compose, to_dict
 from robolearn.data.normalizer import Normalizer
 from robolearn.data.replay_buffer import ReplayBuffer
 from robolearn.envs import make_task
+from robolearn.errors import ConfigError
 from robolearn.policy import ChunkPolicy
 from robolearn.spec import ObsSpec
 from robolearn.train.trainer import DataBundle
@@ -295,3 +296,24 @@ def test_a_store_left_half_made_by_a_kill_is_recreated_on_resume(tmp_path):
     assert [r["round"] for r in prog["history"]] == [0]
     assert ReplayBuffer.open(tmp_path / "data.zarr").n_episodes == 6  # the demonstrations of round 0
     assert ReplayBuffer.open(tmp_path / "heldout.zarr").n_episodes == 3
+
+
+@pytest.mark.parametrize(
+    "task, words",
+    [
+        ("fetch_push", ["algo.expert=", "'state'", "task's shape", "teacher's (13,)"]),  # same key, another shape
+        ("pusht_keypoints", ["algo.expert=", "the teacher observes", "['state'] missing"]),  # keys it lacks
+    ],
+)
+def test_a_teacher_that_does_not_fit_the_students_task_is_one_line_before_any_rollout(
+    dagger_run, tmp_path, task, words
+):
+    run, prog = dagger_run
+    teacher = run / prog["checkpoints"]["2"]  # a fetch_reach policy (state (13,), 4-D actions)
+    cfg = compose(["algo=dagger", f"task={task}", f"run_dir={tmp_path / 'r'}", "algo.rounds=1",
+                   f"algo.expert={teacher}", *SMALL])  # fmt: skip
+    with pytest.raises(ConfigError) as e:
+        run_dagger(cfg, tmp_path / "r", progress=False)
+    msg = str(e.value)
+    assert "\n" not in msg and all(w in msg for w in words), msg
+    assert not (tmp_path / "r" / "data.zarr").exists()

@@ -87,4 +87,29 @@ class TeacherLabeler:
 def make_labeler(task, expert: str, horizon: int, device, seed: int = 0):
     if expert in (None, "", "scripted"):
         return ScriptedLabeler(task, horizon)
-    return TeacherLabeler(ChunkPolicy.load(expert, device=device), horizon, seed)
+    teacher = ChunkPolicy.load(expert, device=device)
+    check_teacher(teacher, task, expert)
+    return TeacherLabeler(teacher, horizon, seed)
+
+
+def check_teacher(teacher: ChunkPolicy, task, where) -> None:
+    """Before any rollout: the teacher must see observations the student's task gives (same keys
+    and shapes) and act in its action space. One line naming what differs."""
+    spec = task.spec
+    missing = sorted(set(teacher.obs_spec) - set(spec.obs))
+    if missing:
+        raise ConfigError(
+            f"algo.expert={where}: the teacher observes {sorted(teacher.obs_spec)}, the task {spec.name} gives "
+            f"{sorted(spec.obs)}; expected every teacher key, found {missing} missing"
+        )
+    for k, s in teacher.obs_spec.items():
+        if tuple(s.shape) != tuple(spec.obs[k].shape):
+            raise ConfigError(
+                f"algo.expert={where}: key {k!r}: expected the task's shape {tuple(spec.obs[k].shape)}, "
+                f"found the teacher's {tuple(s.shape)}"
+            )
+    if teacher.action_dim != spec.action_dim:
+        raise ConfigError(
+            f"algo.expert={where}: expected a teacher acting in {spec.action_dim}-D (task {spec.name}), "
+            f"found {teacher.action_dim}-D actions"
+        )

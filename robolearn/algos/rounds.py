@@ -185,16 +185,16 @@ def run_rounds(
         raise ConfigError(
             f"{prog_file}: run dir holds a {prog['method']!r} run, expected {method!r}; use another run_dir"
         )
-    save_config(cfg, run_dir / "config.yaml")
-    if dist is not None:
-        dist.barrier()  # the followers read progress.json from here on
     task = make_task_from(cfg)
     device = pick_device(str(cfg.device))
     seed, horizon = int(cfg.seed), int(cfg.policy.horizon)
     chunk_labels = str(algo.labels) == "chunk"
     if str(algo.labels) not in ("chunk", "step"):
         raise ConfigError(f"algo.labels: expected chunk | step, found {algo.labels!r}")
-    labeler = make_labeler(task, str(algo.expert), horizon, device, seed)
+    labeler = make_labeler(task, str(algo.expert), horizon, device, seed)  # a teacher that does not fit: here
+    save_config(cfg, run_dir / "config.yaml")
+    if dist is not None:
+        dist.barrier()  # the followers read progress.json from here on
     heldout = ensure_heldout(task, labeler, run_dir / "heldout.zarr", int(algo.heldout_episodes), progress)
     data_path = run_dir / "data.zarr"
     buf = ReplayBuffer.open_or_create(data_path)
