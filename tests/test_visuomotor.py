@@ -74,7 +74,8 @@ def test_image_policy_reloads_in_a_fresh_process_with_the_trained_weights(image_
     raw.load_state_dict(state["model"])
     raw.eval()
     other = raw.predict_chunk({"img": img, "agent_pos": pos}, generator=torch.Generator().manual_seed(3))
-    assert np.abs(other - here).max() > 1e-4  # EMA and raw weights differ: the comparison can tell them apart
+    # EMA and raw weights differ by far more than the tolerance below: the comparison tells them apart
+    assert np.abs(other - here).max() > 0.05
 
     code = (
         "import sys, numpy as np, torch; from robolearn.policy import ChunkPolicy;"
@@ -89,7 +90,8 @@ def test_image_policy_reloads_in_a_fresh_process_with_the_trained_weights(image_
     )
     there = np.load(out)
     assert there.shape == (1, 16, 2)
-    np.testing.assert_allclose(there, here, rtol=0, atol=1e-5)
+    # actions in pixels (0..512); another process may use another thread count (float sums reorder)
+    np.testing.assert_allclose(there, here, rtol=0, atol=1e-3)
 
 
 def test_image_policy_is_evaluated_in_the_simulator_from_its_checkpoint(image_run, tmp_path):
