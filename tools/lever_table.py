@@ -22,9 +22,13 @@ def row(run: Path, budgets: list[float]) -> dict:
     hist = json.loads((run / "train_history.json").read_text())
     last = hist[-1]
     out = {"run": run.name, "steps": last["step"], "s_per_step": last["train_s"] / max(last["step"], 1)}
+    finished = (run / "train_summary.json").exists()
     for b in budgets:
         within = [h for h in ev if h["train_s"] <= b * 60 + 1e-6]
-        out[b] = (within[-1]["eval_score"], within[-1]["eval_success"], within[-1]["step"]) if within else None
+        reached = finished or last["train_s"] >= b * 60  # a stopped run says nothing past its last row
+        out[b] = (
+            (within[-1]["eval_score"], within[-1]["eval_success"], within[-1]["step"]) if within and reached else None
+        )
     best = max(ev, key=lambda h: h["eval_score"]) if ev else None
     out["best"] = (best["eval_score"], best["eval_success"], best["step"], best["train_s"] / 60) if best else None
     return out
