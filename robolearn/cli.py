@@ -140,28 +140,20 @@ def cmd_train(a) -> int:
 
 def _eval_and_print(run_or_ckpt, episodes, n_envs, seed_start, videos, exec_cfg, out_dir, dist=None, noise=0.0) -> int:
     """Evaluate right after training, with the run's own executor config (``train --eval-episodes``)."""
-    from robolearn.eval.api import checkpoint_task, load_policy, resolve_checkpoint
-    from robolearn.eval.metrics import results_table
-    from robolearn.eval.rollout import evaluate_policy
+    from robolearn.eval.api import evaluate_checkpoint, resolve_checkpoint
 
     ckpt = resolve_checkpoint(run_or_ckpt)
-    policy = load_policy(ckpt)
-    m = evaluate_policy(
-        policy,
-        checkpoint_task(policy),
-        exec_cfg,
-        out_dir,
-        n_episodes=episodes,
-        n_envs=n_envs,
-        seed_start=seed_start,
-        n_videos=videos,
-        dist=dist,
-        action_noise=noise,
-    )
-    if m is not None:  # rank 0 (or a single process) reports
-        print(results_table([(str(ckpt), m)]))
-        print(f"metrics: {Path(out_dir) / 'metrics.json'}")
+    m = evaluate_checkpoint(ckpt, exec_cfg, Path(out_dir), episodes, n_envs, seed_start, videos, dist, noise)
+    _print_metrics(ckpt, m)
     return 0
+
+
+def _print_metrics(ckpt, m) -> None:
+    if m is not None:  # rank 0 (or a single process) reports
+        from robolearn.eval.metrics import results_table
+
+        print(results_table([(str(ckpt), m)]))
+        print(f"metrics: {m['metrics_file']}")
 
 
 def cmd_eval(a) -> int:
@@ -186,11 +178,7 @@ def cmd_eval(a) -> int:
         )
     finally:
         dist.close()
-    if m is not None:
-        from robolearn.eval.metrics import results_table
-
-        print(results_table([(str(api.resolve_checkpoint(a.checkpoint)), m)]))
-        print(f"metrics: {m['metrics_file']}")
+    _print_metrics(api.resolve_checkpoint(a.checkpoint), m)
     return 0
 
 

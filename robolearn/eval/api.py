@@ -124,8 +124,6 @@ def evaluate(
 ) -> dict[str, Any] | None:
     """Evaluate a run or checkpoint in its task's simulator; returns the metrics summary (None on
     ranks other than 0 under torchrun) and writes ``out/metrics.json``."""
-    from robolearn.eval.rollout import evaluate_policy
-
     check_counts(episodes=(episodes, 1), n_envs=(n_envs, 1), videos=(videos, 0), seed_start=(seed_start, 0))
     if max_steps is not None:
         check_counts(max_steps=(max_steps, 1))
@@ -137,11 +135,33 @@ def evaluate(
     if len(execs) > 1:
         raise ConfigError("several executors given: add --delays (e.g. --delays 0) to compare them")
     where = out_dir(Path(out) if out else ckpt.parent.parent / "eval" / execs[0].get("name", "exec"))
+    return evaluate_checkpoint(
+        ckpt, execs[0], where, episodes, n_envs, seed_start, videos, dist, action_noise, head, max_steps
+    )
+
+
+def evaluate_checkpoint(
+    ckpt: Path,
+    exec_cfg: dict[str, Any],
+    where: Path,
+    episodes: int,
+    n_envs: int,
+    seed_start: int,
+    videos: int,
+    dist=None,
+    action_noise: float = 0.0,
+    head: dict[str, Any] | None = None,
+    max_steps: int | None = None,
+) -> dict[str, Any] | None:
+    """One checkpoint, one executor config, options already checked: what ``evaluate`` and
+    ``robolearn train --eval-episodes`` both run."""
+    from robolearn.eval.rollout import evaluate_policy
+
     policy = load_policy(ckpt, head)
     m = evaluate_policy(
         policy,
         checkpoint_task(policy, max_steps),
-        execs[0],
+        exec_cfg,
         where,
         n_episodes=episodes,
         n_envs=n_envs,
@@ -151,7 +171,7 @@ def evaluate(
         action_noise=action_noise,
     )
     if m is not None:
-        m["metrics_file"] = str(where / "metrics.json")
+        m["metrics_file"] = str(Path(where) / "metrics.json")
     return m
 
 
