@@ -55,6 +55,7 @@ CELL_FIELDS = [
     "episodes",
     "successes",
     "train_seconds",
+    "expert_labels",
 ]
 
 
@@ -71,6 +72,8 @@ def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Dic
     if not path.is_file() and find_config("experiment", str(path)) is not None:
         path = find_config("experiment", str(path))
     exp = load_yaml(path)
+    if exp.get("suite") is not None:
+        _expand_suite(exp, path)
     for o in overrides or []:
         k, sep, v = o.partition("=")
         if not sep:
@@ -127,6 +130,40 @@ def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Dic
     exp["_path"] = str(path)
     exp["_name"] = exp.get("name") or path.stem
     return exp
+
+
+def _expand_suite(exp: DictConfig, path: Path) -> None:
+    """``suite: {preset: MT10 | MT50 | tasks: [...], obs: state | image, collect: {episodes: 10}}``
+    becomes one ``tasks`` entry per Meta-World env (its demos collected by the scripted expert);
+    entries the file also lists under ``tasks`` are kept and win."""
+    from robolearn.envs.suites import PREFIX, PRESETS, check_name
+
+    suite = exp.suite
+    if not isinstance(suite, DictConfig):
+        raise ConfigError(f"{path}: key 'suite': expected a mapping such as {{preset: MT10}}, found {suite!r}")
+    unknown = sorted(set(suite) - {"preset", "tasks", "obs", "collect", "overrides"})
+    if unknown:
+        raise ConfigError(f"{path}: suite.{unknown[0]}: unknown key; expected preset, tasks, obs, collect, overrides")
+    if ("preset" in suite) == ("tasks" in suite):
+        raise ConfigError(f"{path}: key 'suite': expected exactly one of preset ({', '.join(PRESETS)}) or tasks")
+    if "preset" in suite:
+        if suite.preset not in PRESETS:
+            raise ConfigError(f"{path}: suite.preset: expected one of {', '.join(PRESETS)}, found {suite.preset!r}")
+        names = list(PRESETS[suite.preset])
+    else:
+        names = [str(t).removeprefix(PREFIX) for t in suite.tasks]
+        for n in names:
+            check_name(n)
+    obs = str(suite.get("obs", "state"))
+    if obs not in ("state", "image"):
+        raise ConfigError(f"{path}: suite.obs: expected state or image, found {obs!r}")
+    collect = {"episodes": 10, "until_kept": True, **to_dict(suite.get("collect") or {})}
+    extra = [str(o) for o in (suite.get("overrides") or [])]
+    tasks = {
+        n: {"overrides": [f"task={PREFIX}{n}{'_image' if obs == 'image' else ''}", *extra], "collect": collect}
+        for n in names
+    }
+    exp.tasks = OmegaConf.merge(OmegaConf.create(tasks), exp.get("tasks") or {})
 
 
 def trained_by(exp: DictConfig, variant: str) -> str:
@@ -191,14 +228,24 @@ def collect_data(exp: DictConfig, task_name: str, out: Path, progress: bool, ran
         seed_start=int(spec.get("seed_start", 0)),
         overwrite=True,
         progress=progress,
+        until_kept=bool(spec.get("until_kept", False)),
     )
     tmp.rename(dest)  # the dataset appears only once it is complete
     return str(dest)
 
 
 def train_cell(cfg: DictConfig, run_dir: Path, progress: bool) -> tuple[Path, float]:
+    """Train the cell's model: one behaviour-cloning run, or, for an interactive algo (one with
+    ``rounds``: ``algo=dagger`` / ``dart`` / ``hg_dagger``), its rounds of collection and
+    retraining (which collect their own demonstrations); the last round's checkpoint is evaluated."""
     from robolearn.train.trainer import train
 
+    if "rounds" in cfg.algo:
+        from robolearn.algos.interactive import run_interactive
+
+        prog = run_interactive(cfg, run_dir, progress=progress)  # resumes; a finished run returns at once
+        last = prog["checkpoints"][str(prog["completed_round"])]
+        return run_dir / last, float(sum(h["train_seconds"] for h in prog["history"]))
     ckpt, summary = run_dir / "checkpoints" / "last", run_dir / "train_summary.json"
     if summary.exists() and ckpt.is_dir():  # finished before: never retrain
         import json
@@ -207,6 +254,37 @@ def train_cell(cfg: DictConfig, run_dir: Path, progress: bool) -> tuple[Path, fl
     t0 = time.time()
     ckpt = train(cfg, run_dir, progress=progress)
     return ckpt, time.time() - t0
+
+
+ADVERSARIAL = ("gail", "airl")  # cells whose learner is a stable-baselines3 policy, not a ChunkPolicy
+
+
+def adversarial_cell(cfg: DictConfig, train_dir: Path, cell_dir: Path, progress: bool) -> dict:
+    """A GAIL / AIRL cell: its rounds (skipped when ``learner.zip`` exists), then the learner's
+    deterministic policy through the same rollout loop, seeds and metrics file as every cell."""
+    from robolearn.algos.adversarial import load_learner, run_adversarial
+    from robolearn.eval.metrics import summarize
+    from robolearn.eval.rollout import rollout
+    from robolearn.train.trainer import make_task_from
+
+    if not (train_dir / "learner.zip").exists():
+        shutil.rmtree(train_dir, ignore_errors=True)  # an interrupted run restarts (its rounds are minutes)
+        run_adversarial(cfg, train_dir, progress=progress)["env"].close()
+    task = make_task_from(cfg)
+    actor = load_learner(train_dir, task)
+    try:
+        recs = rollout(lambda n, w: actor, task, int(cfg.eval.episodes), int(cfg.eval.n_envs),
+                       int(cfg.eval.seed_start), 1, progress=progress)  # fmt: skip
+    finally:
+        actor.env.close()
+    m = {**summarize(recs), "seed_start": int(cfg.eval.seed_start), "max_steps": int(task.spec.max_steps),
+         "checkpoint": str(train_dir / "learner.zip"), "head": {}}  # fmt: skip
+    tmp = cell_dir.with_name(cell_dir.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    write_json({"summary": m, "episodes": recs}, tmp / "metrics.json")
+    shutil.rmtree(cell_dir, ignore_errors=True)
+    tmp.rename(cell_dir)
+    return m
 
 
 def _eval_cell(exp: DictConfig, variant: str, cfg: DictConfig, ckpt: Path, cell_dir: Path, progress: bool) -> dict:
@@ -282,6 +360,9 @@ def run_experiment(
     nfe: dict[tuple[str, str], int | None] = {}
     for v in exp.variants:
         for t in exp.tasks:
+            if str(cell_cfg(exp, v, t, 0, None).algo.name) in ADVERSARIAL:
+                nfe[(v, t)] = None  # a PPO learner's Gaussian mean: no head
+                continue
             head = {
                 **to_dict(cell_cfg(exp, v, t, 0, None).policy)["head"],
                 **to_dict((exp.variants[v] or {}).get("sample") or {}),
@@ -295,8 +376,12 @@ def run_experiment(
         if (cell_dir / "metrics.json").exists():
             continue
         cfg = cell_cfg(exp, variant, task, seed, data[task])
-        ckpt, _ = train_cell(cfg, out / "train" / trained_by(exp, variant) / task / f"s{seed}", progress)
-        _eval_cell(exp, variant, cfg, ckpt, cell_dir, progress)
+        train_dir = out / "train" / trained_by(exp, variant) / task / f"s{seed}"
+        if str(cfg.algo.name) in ADVERSARIAL:
+            adversarial_cell(cfg, train_dir, cell_dir, progress)
+        else:
+            ckpt, _ = train_cell(cfg, train_dir, progress)
+            _eval_cell(exp, variant, cfg, ckpt, cell_dir, progress)
         write_results(finished_rows(exp, out, nfe), out, exp)
     if world > 1 and rank == 0:  # the results files cover the whole selection once every rank is done
         _wait_for(
@@ -320,8 +405,7 @@ def finished_rows(exp: DictConfig, out: Path, nfe: dict[tuple[str, str], int | N
         if not f.exists():
             continue
         m = json.loads(f.read_text())["summary"]
-        summary = out / "train" / trained_by(exp, variant) / task / f"s{seed}" / "train_summary.json"
-        secs = float(json.loads(summary.read_text())["seconds"]) if summary.exists() else float("nan")
+        secs, labels = _cell_cost(out / "train" / trained_by(exp, variant) / task / f"s{seed}", out, task)
         rows.append(
             {
                 "variant": variant,
@@ -336,9 +420,36 @@ def finished_rows(exp: DictConfig, out: Path, nfe: dict[tuple[str, str], int | N
                 "episodes": m["episodes"],
                 "successes": int(round(m["success_rate"] * m["episodes"])),
                 "train_seconds": secs,
+                "expert_labels": labels,
             }
         )
     return rows
+
+
+def _cell_cost(train_dir: Path, out: Path, task: str) -> tuple[float, int | None]:
+    """(training seconds, expert labels) of one trained model: an interactive run's totals from its
+    progress.json, else the steps of the demonstrations the experiment collected for the task."""
+    import json
+
+    prog, adv = train_dir / "progress.json", train_dir / "history.json"
+    if adv.exists() and not prog.exists():  # an adversarial run: the demonstrations' steps, PPO's seconds
+        hist = json.loads(adv.read_text())
+        return float(sum(h.get("seconds", 0.0) for h in hist)), int(hist[-1]["expert_labels"])
+    if prog.exists():
+        hist = json.loads(prog.read_text())["history"]
+        return float(sum(h["train_seconds"] for h in hist)), int(hist[-1]["expert_labels"]) if hist else None
+    summary = train_dir / "train_summary.json"
+    secs = float(json.loads(summary.read_text())["seconds"]) if summary.exists() else float("nan")
+    data = out / "data" / f"{task}.zarr"
+    if not data.exists():
+        return secs, None
+    from robolearn.data.replay_buffer import ReplayBuffer
+
+    buf = ReplayBuffer.open(data, mode="r")
+    try:
+        return secs, int(buf.n_steps)
+    finally:
+        buf.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -370,10 +481,18 @@ def aggregate(rows: list[dict], reference: str | None = None) -> list[dict]:
                 "success": succ / max(n, 1),
                 "success_lo": lo,
                 "success_hi": hi,
+                "successes": succ,
+                "episodes": n,
+                "expert_labels": _mean_labels(g),
                 "relative": rel,
             }
         )
     return out
+
+
+def _mean_labels(rows: list[dict]) -> float | None:
+    vals = [r["expert_labels"] for r in rows if r.get("expert_labels") is not None]
+    return float(np.mean(vals)) if vals else None
 
 
 def markdown_table(agg: list[dict], reference: str | None) -> str:
@@ -430,6 +549,104 @@ def plot(agg: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def suite_rows(agg: list[dict]) -> list[dict]:
+    """Per variant, the suite mean: the mean over tasks of the success rate (pooled over seeds),
+    with the Wilson interval of all its episodes (equal episodes per task: the same mean)."""
+    out = []
+    for v in dict.fromkeys(a["variant"] for a in agg):
+        g = [a for a in agg if a["variant"] == v]
+        succ = sum(a["successes"] for a in g)
+        n = sum(a["episodes"] for a in g)
+        lo, hi = wilson_interval(succ, n)
+        out.append({"variant": v, "tasks": len(g), "success": float(np.mean([a["success"] for a in g])),
+                    "success_lo": lo, "success_hi": hi})  # fmt: skip
+    return out
+
+
+def suite_markdown(agg: list[dict], experts: dict[str, str]) -> str:
+    """Tasks as rows (a suite has too many for columns), variants as columns, the suite mean last."""
+    tasks = list(dict.fromkeys(a["task"] for a in agg))
+    variants = list(dict.fromkeys(a["variant"] for a in agg))
+    by = {(a["variant"], a["task"]): a for a in agg}
+    lines = [
+        "| task | expert demos kept / run | " + " | ".join(f"{v} success [95% CI]" for v in variants) + " |",
+        "|" + "---|" * (2 + len(variants)),
+    ]
+    for t in tasks:
+        cells = [
+            f"{by[(v, t)]['success']:.2f} [{by[(v, t)]['success_lo']:.2f}, {by[(v, t)]['success_hi']:.2f}]"
+            if (v, t) in by
+            else ""
+            for v in variants
+        ]
+        lines.append(f"| {t} | {experts.get(t, '')} | " + " | ".join(cells) + " |")
+    means = {r["variant"]: r for r in suite_rows(agg)}
+    cells = [
+        f"**{means[v]['success']:.3f}** [{means[v]['success_lo']:.2f}, {means[v]['success_hi']:.2f}] "
+        f"({means[v]['tasks']} tasks)"
+        for v in variants
+    ]
+    lines.append("| **suite mean** | | " + " | ".join(cells) + " |")
+    labels = {v: _mean_labels([a for a in agg if a["variant"] == v]) for v in variants}
+    if any(x is not None for x in labels.values()):
+        cells = [f"{labels[v]:.0f}" if labels[v] is not None else "" for v in variants]
+        lines.append("| expert labels per task (mean) | | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def suite_plot(agg: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    variants = list(dict.fromkeys(a["variant"] for a in agg))
+    by = {(a["variant"], a["task"]): a for a in agg}
+    tasks = sorted(dict.fromkeys(a["task"] for a in agg), key=lambda t: -np.mean(
+        [by[(v, t)]["success"] for v in variants if (v, t) in by]))  # fmt: skip
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.28 * len(tasks) * len(variants) + 2), 4.2))
+    w = 0.8 / len(variants)
+    for j, v in enumerate(variants):
+        xs = [i for i, t in enumerate(tasks) if (v, t) in by]
+        ys = [by[(v, tasks[i])]["success"] for i in xs]
+        err = np.array([[by[(v, tasks[i])]["success"] - by[(v, tasks[i])]["success_lo"] for i in xs],
+                        [by[(v, tasks[i])]["success_hi"] - by[(v, tasks[i])]["success"] for i in xs]])  # fmt: skip
+        mean = float(np.mean(ys)) if ys else float("nan")
+        ax.bar(np.array(xs) + (j - (len(variants) - 1) / 2) * w, ys, w, yerr=err, capsize=1.5,
+               label=f"{v} (mean {mean:.2f})")  # fmt: skip
+    ax.set_xticks(range(len(tasks)), tasks, rotation=70, ha="right", fontsize=7)
+    ax.set_ylabel("success (95% Wilson interval)")
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+
+
+def _expert_counts(out: Path, tasks: list[str]) -> dict[str, str]:
+    """``kept / run`` of each task's collected demos (from the store's attributes)."""
+    import json
+
+    found = {}
+    for t in tasks:
+        attrs = out / "data" / f"{t}.zarr" / "zarr.json"
+        if attrs.is_file():
+            a = json.loads(attrs.read_text()).get("attributes", {})
+            runs = a.get("collections") or []
+            if runs:
+                found[t] = f"{sum(r['episodes_kept'] for r in runs)} / {sum(r['episodes_run'] for r in runs)}"
+    return found
+
+
+def results_table(agg: list[dict], exp: DictConfig, out: Path) -> str:
+    """The Markdown table: tasks as columns, or as rows with a suite mean for a suite experiment."""
+    if exp.get("suite") is not None:
+        return suite_markdown(agg, _expert_counts(out, list(exp.tasks)))
+    return markdown_table(agg, exp.get("reference"))
+
+
 def write_results(rows: list[dict], out: Path, exp: DictConfig) -> None:
     reference = exp.get("reference")
     with atomic_path(out / "results.csv") as tmp, open(tmp, "w", newline="") as f:
@@ -437,7 +654,7 @@ def write_results(rows: list[dict], out: Path, exp: DictConfig) -> None:
         w.writeheader()
         w.writerows(rows)
     agg = aggregate(rows, reference)
-    md = f"# {exp._name}\n\n{markdown_table(agg, reference)}\n"
-    write_text(out / "results.md", md)
+    table = results_table(agg, exp, out)
+    (suite_plot if exp.get("suite") is not None else plot)(agg, out / "results.png", str(exp._name))
+    write_text(out / "results.md", f"# {exp._name}\n\n{table}\n")
     write_json(agg, out / "results.json")
-    plot(agg, out / "results.png", str(exp._name))

@@ -37,6 +37,7 @@ def cmd_collect(a) -> int:
         keep_failures=a.keep_failures,
         overwrite=a.overwrite,
         append=a.append,
+        until_kept=a.until_kept,
     )
     print(
         f"collected {s['episodes_kept']} episodes ({s['steps_kept']} steps) of {s['task']} -> {s['path']}; "
@@ -256,8 +257,35 @@ def cmd_interactive(a) -> int:
     )
 
 
+def cmd_adversarial(a) -> int:
+    from robolearn.algos.adversarial import run_adversarial
+    from robolearn.config import compose, refuse_changed_settings
+    from robolearn.errors import ConfigError
+
+    overrides = list(a.overrides)
+    if not any(o.startswith("algo=") for o in overrides):
+        overrides = [f"algo={a.default_algo}", *overrides]
+    cfg = compose(overrides)
+    if str(cfg.algo.name) not in ("gail", "airl"):
+        raise ConfigError(f"algo={cfg.algo._name}: expected an adversarial algo config (gail | airl)")
+    run_dir = Path(cfg.run_dir or f"runs/{cfg.task._name}_{cfg.algo.name}_s{cfg.seed}")
+    refuse_changed_settings(cfg, run_dir, False, None)
+    if (run_dir / "learner.zip").exists():
+        raise ConfigError(f"{run_dir}: holds a finished {cfg.algo.name} run (learner.zip); choose a new run_dir")
+    out = run_adversarial(cfg, run_dir)
+    out["env"].close()
+    hist = out["history"]
+    first, last = hist[0], hist[-1]
+    print(
+        f"{cfg.algo.name} on {cfg.task.name}: success {first['success_rate']:.2f} (BC start) -> "
+        f"{last['success_rate']:.2f} after {last['env_steps']} env steps, {last['expert_labels']} expert labels; "
+        f"history: {run_dir / 'history.json'}"
+    )
+    return 0
+
+
 def cmd_ablate(a) -> int:
-    from robolearn.ablate import aggregate, load_experiment, markdown_table, run_experiment
+    from robolearn.ablate import aggregate, load_experiment, results_table, run_experiment
     from robolearn.errors import ConfigError
 
     try:
@@ -274,7 +302,7 @@ def cmd_ablate(a) -> int:
     )
     exp = load_experiment(a.experiment, a.overrides)
     out = Path(a.out or exp.get("out") or f"runs/ablate/{exp._name}")
-    print(markdown_table(aggregate(rows, exp.get("reference")), exp.get("reference")))
+    print(results_table(aggregate(rows, exp.get("reference")), exp, out))
     print(f"results: {out / 'results.csv'}, {out / 'results.md'}, {out / 'results.png'}")
     return 0
 
@@ -379,6 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--obs", choices=["state", "image"], default=None)
     c.add_argument("--seed-start", type=int, default=0)
     c.add_argument("--keep-failures", action="store_true")
+    c.add_argument(
+        "--until-kept", action="store_true", help="--episodes counts kept (successful) episodes: run seeds until then"
+    )
     g = c.add_mutually_exclusive_group()
     g.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
     g.add_argument("--append", action="store_true", help="add episodes to an existing dataset at --out")
@@ -460,6 +491,15 @@ def build_parser() -> argparse.ArgumentParser:
             help="resume a run_dir whose saved config.yaml differs from these settings (refused otherwise)",
         )
         d.set_defaults(fn=cmd_interactive, default_algo=algo)
+
+    for name in ("gail", "airl"):
+        g = sub.add_parser(
+            name,
+            help=f"{name.upper()}: a critic against the demos, a PPO learner on its reward (stable-baselines3); "
+            "key=value overrides (task=, data=, run_dir=, algo.divergence=, algo.rounds=)",
+        )
+        g.add_argument("overrides", nargs="*")
+        g.set_defaults(fn=cmd_adversarial, default_algo=name)
 
     ab = sub.add_parser("ablate", help="variants x tasks x seeds from configs/experiment/<name>.yaml; re-run to resume")
     ab.add_argument("experiment")

@@ -59,6 +59,8 @@ DEFAULTS: dict[str, Any] = {
 
 def load_group(group: str, name: str) -> DictConfig:
     path = Path(name) if name.endswith(".yaml") else find_config(group, name)
+    if path is None and group == "task" and name.startswith("metaworld/"):
+        return _suite_task(name)
     if path is None or not path.is_file():
         where = path or f"{group}/{name}.yaml in " + ", ".join(str(d) for d in config_dirs())
         raise ConfigError(
@@ -71,6 +73,21 @@ def load_group(group: str, name: str) -> DictConfig:
             raise ConfigError(f"{path}: key 'base': expected another file of group {group}, found itself")
         cfg = OmegaConf.merge(load_group(group, str(parent)), cfg)
     cfg["_name"] = path.stem
+    return cfg
+
+
+def _suite_task(name: str) -> DictConfig:
+    """``task=metaworld/<env>[_image]``: the suite's template with the env's name and data path
+    filled in (one template for the 50 tasks, never 50 copied files)."""
+    from robolearn.envs.suites import PREFIX, check_name
+
+    env = name.removeprefix(PREFIX)
+    image = env.endswith("_image")
+    check_name(env.removesuffix("_image"))
+    cfg = load_group("task", "metaworld/_base_image" if image else "metaworld/_base")
+    cfg.name = name
+    cfg.data = f"data/{name}.zarr"
+    cfg["_name"] = name
     return cfg
 
 

@@ -94,6 +94,67 @@ def test_killed_grid_resumes(tmp_path):
     assert "flow_z0" in r.stdout and "results.csv" in r.stdout
 
 
+INTERACTIVE = """
+name: rounds
+seeds: [0]
+train: [algo.steps=20, algo.batch_size=16, algo.warmup_steps=2, algo.log_every=10, algo.val_every=20,
+        algo.ckpt_every=20, device=cpu, policy=regression]
+eval: {episodes: 2, n_envs: 2}
+tasks:
+  reach: {overrides: [task=fetch_reach], collect: {episodes: 3}}
+variants:
+  bc: {train: []}
+  dagger: {train: [algo=dagger, algo.rounds=1, algo.demo_episodes=2, algo.episodes_per_round=1,
+                   algo.heldout_episodes=1, algo.eval_episodes=2, algo.steps=20]}
+"""
+
+
+def test_an_interactive_variant_runs_its_rounds_and_reports_its_labels(tmp_path):
+    """A variant with algo=dagger runs DAgger's rounds (its own demos, then one learner round) and
+    the cell evaluates the last round's model; the table counts each variant's expert labels."""
+    out = tmp_path / "out"
+    rows = {r["variant"]: r for r in run_experiment(_write(tmp_path, INTERACTIVE), out=out, progress=False)}
+    prog = json.loads((out / "train/dagger/reach/s0/progress.json").read_text())
+    assert prog["completed_round"] == 1 and prog["method"] == "dagger"
+    assert rows["dagger"]["expert_labels"] == prog["history"][-1]["expert_labels"]
+    assert rows["dagger"]["expert_labels"] > prog["history"][0]["expert_labels"]  # round 1 added labels
+    from robolearn.data.replay_buffer import ReplayBuffer
+
+    demos = ReplayBuffer.open(out / "data/reach.zarr")
+    assert demos.n_episodes == 3 and rows["bc"]["expert_labels"] == demos.n_steps  # the steps BC trained on
+    demos.close()
+    m = json.loads((out / "cells/dagger/reach/s0/metrics.json").read_text())["summary"]
+    assert Path(m["checkpoint"]).resolve() == (out / "train/dagger/reach/s0" / prog["checkpoints"]["1"]).resolve()
+
+
+ADVERSARIAL = """
+name: adv
+seeds: [0]
+train: [algo.steps=50, device=cpu]
+eval: {episodes: 3, n_envs: 3}
+tasks:
+  catch: {overrides: [task=catch], collect: {episodes: 4}}
+variants:
+  gail: {train: [algo=gail, algo.rounds=1, algo.env_steps_per_round=128, algo.disc_updates=2, eval.episodes=2]}
+"""
+
+
+def test_an_adversarial_variant_is_a_cell_like_the_others(tmp_path):
+    """A GAIL variant trains its PPO learner on the experiment's demos and is evaluated through the
+    same rollout loop and seeds as every cell; finished, it is never re-run."""
+    pytest.importorskip("stable_baselines3", reason="GAIL cells need stable-baselines3")
+    out = tmp_path / "out"
+    (row,) = run_experiment(_write(tmp_path, ADVERSARIAL), out=out, progress=False)
+    m = json.loads((out / "cells/gail/catch/s0/metrics.json").read_text())
+    assert [e["seed"] for e in m["episodes"]] == [100000, 100001, 100002]  # the experiment's eval, not the algo's
+    assert m["summary"]["checkpoint"].endswith("train/gail/catch/s0/learner.zip")
+    hist = json.loads((out / "train/gail/catch/s0/history.json").read_text())
+    assert row["expert_labels"] == hist[-1]["expert_labels"] > 0 and row["nfe"] is None
+    before = _mtimes(out)
+    run_experiment(_write(tmp_path, ADVERSARIAL), out=out, progress=False)
+    assert _mtimes(out) == before
+
+
 def test_unknown_seed_or_task_is_refused_before_any_work(tmp_path):
     exp = _write(tmp_path)
     with pytest.raises(ConfigError, match="--seeds"):

@@ -8,6 +8,7 @@ action is kept too (``exec_action``) so nothing about the run is lost.
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from robolearn.algos.acting import ExpertActs, run_episode
 from robolearn.algos.labelers import ScriptedLabeler
 from robolearn.data.replay_buffer import ReplayBuffer
 from robolearn.errors import ConfigError
+
+MAX_TRIES_PER_KEPT = 20  # until_kept: give up after this many episodes per episode wanted
 
 
 def collect(
@@ -30,10 +33,13 @@ def collect(
     overwrite: bool = False,
     append: bool = False,
     progress: bool = True,
+    until_kept: bool = False,
 ) -> dict:
     """Run the task's expert for ``n_episodes`` seeded episodes and write them to ``out``.
 
-    Failed expert episodes are dropped unless ``keep_failures`` (they are still counted)."""
+    Failed expert episodes are dropped unless ``keep_failures`` (they are still counted). With
+    ``until_kept``, ``n_episodes`` is the number of episodes to keep: seeds go on until that many
+    succeeded (at most ``MAX_TRIES_PER_KEPT`` times as many episodes are run)."""
     if task.expert() is None:
         raise ConfigError(f"task {task.spec.name!r} has no scripted expert; its demonstrations come from a dataset")
     labeler = ScriptedLabeler(task, horizon=1)
@@ -83,13 +89,18 @@ def collect(
     env = task.make_env()
     rng = np.random.default_rng(seed_start + 7919)
     n_succ = n_steps = 0
-    bar = tqdm(range(n_episodes), desc=f"collect {task.spec.name}", disable=not progress, dynamic_ncols=True)
+    n_run = n_episodes * MAX_TRIES_PER_KEPT if until_kept else n_episodes
+    bar = tqdm(range(n_run), desc=f"collect {task.spec.name}", disable=not progress, dynamic_ncols=True)
+    n_done = 0
     try:
         for i in bar:
+            if until_kept and n_kept >= n_episodes:
+                break
             (ep,), st = run_episode(task, env, labeler, seed_start + i, strategy, rng, chunk_labels=False)
             ep.pop("expert_acted")  # always the expert here
             ok = st["success"]
             n_succ += ok
+            n_done = i + 1
             # counted before it is written: a kill between the two leaves episodes_run one ahead of the
             # episodes stored (an episode that ran and was lost), never behind them
             record(i + 1)
@@ -102,12 +113,42 @@ def collect(
     finally:
         env.close()
         buf.close()
+    if until_kept and n_kept < n_episodes:
+        print(
+            f"collect {task.spec.name}: kept {n_kept} of the {n_episodes} episodes wanted after {n_done} tries "
+            f"(expert success {n_succ / max(n_done, 1):.1%})",
+            file=sys.stderr,
+        )
     return {
         "task": task.spec.name,
         "path": str(out),
-        "episodes_run": n_episodes,
-        "expert_success": n_succ / n_episodes,
+        "episodes_run": n_done,
+        "expert_success": n_succ / max(n_done, 1),
         "episodes_kept": n_kept,
         "steps_kept": n_steps,
         "noise": float(noise),
     }
+
+
+def audit_expert(task, n_episodes: int = 50, noise: float = 0.0, seed_start: int = 0) -> dict:
+    """The scripted expert's success on ``n_episodes`` seeded episodes, executing its actions plus
+    Gaussian noise of std ``noise`` (DART's collection noise); nothing is written."""
+    from robolearn.eval.metrics import wilson_interval
+
+    if task.expert() is None:
+        raise ConfigError(f"task {task.spec.name!r} has no scripted expert to audit")
+    labeler = ScriptedLabeler(task, horizon=1)
+    strategy = ExpertActs(noise=float(noise) if noise > 0 else None)
+    rng = np.random.default_rng(seed_start + 7919)
+    env = task.make_env()
+    wins, lengths = 0, []
+    try:
+        for i in range(n_episodes):
+            _, st = run_episode(task, env, labeler, seed_start + i, strategy, rng, chunk_labels=False)
+            wins += bool(st["success"])
+            lengths.append(int(st["env_steps"]))
+    finally:
+        env.close()
+    lo, hi = wilson_interval(wins, n_episodes)
+    return {"task": task.spec.name, "noise": float(noise), "episodes": n_episodes, "successes": wins,
+            "success": wins / n_episodes, "success_ci95": [lo, hi], "mean_length": float(np.mean(lengths))}  # fmt: skip

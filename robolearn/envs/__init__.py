@@ -24,16 +24,31 @@ _NAMES = (
 __all__ = ["Expert", "ObsSpec", "Task", "TaskSpec", "make_task", "task_names"]
 
 
-def task_names() -> list[str]:
-    return list(_NAMES)
+def task_names(suites: bool = False) -> list[str]:
+    """The built-in tasks; with ``suites``, every ``metaworld/<env>`` too."""
+    if not suites:
+        return list(_NAMES)
+    from robolearn.envs.suites import PREFIX, TASKS
+
+    return [*_NAMES, *(PREFIX + t for t in TASKS)]
 
 
 def make_task(name: str, **kwargs: Any) -> Task:
     """``make_task("fetch_push", obs="image", image_size=96)``. ``<task>_image`` is ``<task>``
     with ``obs="image"``, so ``make_task(task.spec.name)`` always rebuilds the same task.
+    ``metaworld/<env>`` is a Meta-World v3 task (``robolearn.envs.metaworld``).
     Unknown names or options raise ConfigError."""
+    if name.startswith("metaworld/"):
+        from robolearn.envs.metaworld import MetaWorldTask
+
+        base = name.removesuffix("_image")
+        if base != name:
+            if kwargs.get("obs", "image") != "image":
+                raise ConfigError(f"task {name}: obs must be 'image', got {kwargs['obs']!r}")
+            kwargs = {**kwargs, "obs": "image"}
+        return MetaWorldTask(base, **_checked(name, MetaWorldTask, kwargs))
     if name not in _NAMES:
-        raise ConfigError(f"unknown task {name!r}; known tasks: {', '.join(_NAMES)}")
+        raise ConfigError(f"unknown task {name!r}; known tasks: {', '.join(_NAMES)}, metaworld/<env>")
     if name == "pusht_keypoints":
         if kwargs.get("obs", "keypoints") != "keypoints":
             raise ConfigError(f"task {name}: obs must be 'keypoints', got {kwargs['obs']!r}")

@@ -17,7 +17,35 @@ import numpy as np
 
 from robolearn.spec import ObsSpec, TaskSpec
 
-__all__ = ["Expert", "ObsSpec", "Task", "TaskSpec"]
+__all__ = ["Expert", "ObsSpec", "Task", "TaskSpec", "TwoRenderers", "find_wrapper"]
+
+
+class TwoRenderers:
+    """An env's offscreen renderers: one for image observations, one for video frames (either may
+    be None). The env provides ``_render(renderer)``."""
+
+    _obs_renderer: Any = None
+    _video_renderer: Any = None
+
+    def render(self) -> np.ndarray | None:
+        """A video frame (``render_size``), or None when the env was made without rendering."""
+        return self._render(self._video_renderer) if self._video_renderer is not None else None
+
+    def close_renderers(self) -> None:
+        for r in (self._obs_renderer, self._video_renderer):
+            if r is not None:
+                r.close()
+        self._obs_renderer = self._video_renderer = None
+
+
+def find_wrapper(env: gym.Env, cls: type) -> Any:
+    """The first layer of a wrapped env that is a ``cls`` (a task's own env under gymnasium wrappers)."""
+    e = env
+    while not isinstance(e, cls):
+        if not hasattr(e, "env"):
+            raise TypeError(f"no {cls.__name__} in {env}")
+        e = e.env
+    return e
 
 
 class Expert(Protocol):

@@ -22,7 +22,7 @@ import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 from gymnasium.wrappers import TimeLimit  # noqa: E402
 
-from robolearn.envs.base import ObsSpec, TaskSpec  # noqa: E402
+from robolearn.envs.base import ObsSpec, TaskSpec, TwoRenderers, find_wrapper  # noqa: E402
 from robolearn.errors import ConfigError  # noqa: E402
 
 GYM_IDS = {"fetch_reach": "FetchReach-v4", "fetch_push": "FetchPush-v4", "fetch_pick_place": "FetchPickAndPlace-v4"}
@@ -47,14 +47,14 @@ def _register() -> None:
     gym.register_envs(gymnasium_robotics)
 
 
-class FetchEnv(gym.Wrapper):
+class FetchEnv(TwoRenderers, gym.Wrapper):
     """Dict observations keyed like the dataset, ``score`` in info, exact save/restore."""
 
     def __init__(self, env: gym.Env, name: str, obs: str, image_size: int, render_size: int | None):
         super().__init__(env)
         u = env.unwrapped
         self._u, self._model, self._data = u, u.model, u.data
-        self._time_limit = _find(env, TimeLimit)
+        self._time_limit = find_wrapper(env, TimeLimit)
         self.obs_mode = obs
         if not u.block_gripper:  # see module docstring: keep derived quantities fresh after each step
             base_cb = u._step_callback
@@ -95,15 +95,8 @@ class FetchEnv(gym.Wrapper):
         """The observation of the current simulator state (e.g. right after ``set_state``)."""
         return self._convert(self._u._get_obs())
 
-    def render(self) -> np.ndarray | None:
-        """A video frame (``render_size``), or None when the env was made without rendering."""
-        return self._render(self._video_renderer) if self._video_renderer is not None else None
-
     def close(self) -> None:
-        for r in (self._obs_renderer, self._video_renderer):
-            if r is not None:
-                r.close()
-        self._obs_renderer = self._video_renderer = None
+        self.close_renderers()
         super().close()
 
     # --- save / restore (used by FetchTask.get_state / set_state) ---
@@ -143,15 +136,6 @@ class FetchEnv(gym.Wrapper):
     def _info(self, raw: dict, info: dict) -> dict:
         ok = bool(self._u._is_success(raw["achieved_goal"], raw["desired_goal"]))  # reset's info lacks it
         return {**info, "is_success": ok, "score": float(ok)}
-
-
-def _find(env: gym.Env, cls: type) -> Any:
-    e = env
-    while not isinstance(e, cls):
-        if not hasattr(e, "env"):
-            raise TypeError(f"no {cls.__name__} wrapper in {env}")
-        e = e.env
-    return e
 
 
 class FetchTask:
@@ -209,10 +193,10 @@ class FetchTask:
         return FetchEnv(base, self.name, self.obs, self.image_size, self.render_size if render else None)
 
     def get_state(self, env: gym.Env) -> dict[str, Any]:
-        return _find(env, FetchEnv).get_sim_state()
+        return find_wrapper(env, FetchEnv).get_sim_state()
 
     def set_state(self, env: gym.Env, state: dict[str, Any]) -> None:
-        _find(env, FetchEnv).set_sim_state(state)
+        find_wrapper(env, FetchEnv).set_sim_state(state)
 
     def expert(self, kind: str | None = None) -> FetchExpert:
         kind = kind or self.expert_kind

@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 import pymunk  # noqa: E402
 from gymnasium.wrappers import TimeLimit  # noqa: E402
 
-from robolearn.envs.base import ObsSpec, TaskSpec  # noqa: E402
+from robolearn.envs.base import ObsSpec, TaskSpec, find_wrapper  # noqa: E402
 from robolearn.errors import ConfigError  # noqa: E402
 
 MAX_STEPS = 300
@@ -74,7 +74,7 @@ class PushTEnv(gym.Wrapper):
         super().__init__(env)
         self._render_enabled = render
         self._u = env.unwrapped
-        self._time_limit = _find(env, TimeLimit)
+        self._time_limit = find_wrapper(env, TimeLimit)
         self.obs_mode, self.angle = obs, angle
         self.observation_space = gym.spaces.Dict(
             {
@@ -184,13 +184,6 @@ def _width(shape: pymunk.Poly) -> float:
     return max(xs) - min(xs)
 
 
-def _find(env: gym.Env, cls: type) -> Any:
-    e = env
-    while not isinstance(e, cls):
-        e = e.env
-    return e
-
-
 class PushTTask:
     """``pusht`` (state), ``pusht_keypoints`` (9 block keypoints + agent position) or
     ``pusht_image`` (96x96 image + agent position).
@@ -253,13 +246,13 @@ class PushTTask:
         return PushTEnv(base, self.spec, self.obs, self.angle, render)
 
     def get_state(self, env: gym.Env) -> dict[str, Any]:
-        return _find(env, PushTEnv).get_sim_state()
+        return find_wrapper(env, PushTEnv).get_sim_state()
 
     def set_state(self, env: gym.Env, state: dict[str, Any]) -> None:
-        _find(env, PushTEnv).set_sim_state(state)
+        find_wrapper(env, PushTEnv).set_sim_state(state)
 
     def reset_to_state(self, env: gym.Env, state5: np.ndarray) -> tuple[dict[str, np.ndarray], dict]:
-        return _find(env, PushTEnv).reset_to_state(state5)
+        return find_wrapper(env, PushTEnv).reset_to_state(state5)
 
     def expert(self, kind: str | None = None) -> None:
         return None
@@ -272,7 +265,7 @@ class PushTTask:
         return np.concatenate([s[:, :4], np.cos(s[:, 4:5]), np.sin(s[:, 4:5])], axis=1)
 
     def correction_state(self, env: gym.Env) -> np.ndarray:
-        u = _find(env, PushTEnv)._u
+        u = find_wrapper(env, PushTEnv)._u
         a = u.block.angle
         return np.array([*u.agent.position, *u.block.position, np.cos(a), np.sin(a)], np.float64)
 
@@ -283,7 +276,7 @@ class PushTTask:
 
     def dataset_row(self, env: gym.Env) -> dict[str, np.ndarray]:
         """The current state in the Push-T dataset's keys: ``state`` and ``keypoint``."""
-        u = _find(env, PushTEnv)._u
+        u = find_wrapper(env, PushTEnv)._u
         (bx, by), a = u.block.position, u.block.angle
         state = np.array([*u.agent.position, bx, by, a % (2 * np.pi)], np.float32)
         return {"state": state, "keypoint": block_keypoints(bx, by, a)}

@@ -254,6 +254,8 @@ def evaluate_policy(
     metrics["exec"] = exec_cfg
     metrics["head"] = dict(policy.cfg.get("head") or {})  # the head's options as sampled (robolearn eval head.*=)
     metrics["action_noise"] = action_noise
+    path = getattr(policy, "path", None)  # the checkpoint evaluated (None for a policy built in memory)
+    metrics["checkpoint"] = str(path) if path is not None else None
     if out_dir:
         write_json({"summary": metrics, "episodes": records}, Path(out_dir) / "metrics.json")
     return metrics
