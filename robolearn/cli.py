@@ -25,9 +25,17 @@ def _task_from(name: str, kwargs: dict | None = None):
 
 def cmd_collect(a) -> int:
     from robolearn.algos.collect import collect
+    from robolearn.config import compose, find_config
+    from robolearn.envs import task_names
+    from robolearn.train.data import make_task_from
 
-    kw = {"obs": a.obs} if a.obs else {}
-    task = _task_from(a.task, kw)
+    if find_config("task", a.task) is None and a.task in task_names() and not a.overrides:
+        task = _task_from(a.task, {"obs": a.obs} if a.obs else {})  # a task without a config file: fetch_reach_image
+    else:  # the task's config (or a suite's template) and task.* overrides, as train reads them
+        cfg = compose([f"task={a.task}", *a.overrides])
+        if a.obs:
+            cfg.task.kwargs = {**dict(cfg.task.get("kwargs") or {}), "obs": a.obs}
+        task = make_task_from(cfg)
     s = collect(
         task,
         a.episodes,
@@ -400,7 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
     c = sub.add_parser("collect", help="run a scripted expert and write demos to zarr")
-    c.add_argument("task")
+    c.add_argument("task", help="a task config: catch, fetch_push, catch_multimodal, metaworld/<env>, ...")
+    c.add_argument("overrides", nargs="*", help="task options: task.kwargs.wander=0.0 task.kwargs.expert=multimodal")
     c.add_argument("--episodes", type=int, default=100)
     c.add_argument("--out", required=True)
     c.add_argument("--noise", type=float, default=0.0, help="DART: std of Gaussian noise added to executed actions")

@@ -1,7 +1,10 @@
 """Expert success of the dynamic tasks, with and without execution noise, and when the expert acts
 on a state d control steps old (the staleness an inference delay of d steps causes).
 
-    python tools/dynamic_experts.py [--episodes 100] [--tasks cartpole,catch] [--delays 0,1,2,3,4,5,6]
+    python tools/dynamic_experts.py [--episodes 100] [--tasks cartpole,catch,catch_multimodal] [--delays 0,1,2,3,4,5,6]
+
+Tasks are task configs (configs/task/<name>.yaml: catch_multimodal is catch without the puck's
+wander, with the two-route expert).
 
 Episodes use seeds 1000.. (disjoint from collection, 0.., and evaluation, 100000..); execution
 noise is Gaussian with std 0.1 of the half action range, as in the RTC benchmark."""
@@ -10,7 +13,8 @@ from __future__ import annotations
 
 import argparse
 
-from robolearn.envs import make_task
+from robolearn.config import compose
+from robolearn.train.data import make_task_from
 from robolearn.envs.dynamic import delayed_expert_success
 from robolearn.eval.metrics import wilson_interval
 
@@ -25,7 +29,7 @@ def main() -> None:
     print("| task | execution noise | " + " | ".join(f"d = {d}" for d in delays) + " |")
     print("|---|---|" + "---|" * len(delays))
     for name in a.tasks.split(","):
-        task = make_task(name)
+        task = make_task_from(compose([f"task={name}"]))
         for noise in (0.0, 0.1):
             cells = []
             for d in delays:

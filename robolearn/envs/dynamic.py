@@ -337,6 +337,27 @@ class CatchTask(DynamicTask):
     max_steps = 100  # 2 s; the puck reaches the edge in about 0.8-1.4 s
     fps = 50
     X_LIMIT, PADDLE_LINE, EDGE = 0.5, 0.12, 0.0
+    EXPERTS = ("scripted", "multimodal")
+
+    def __init__(
+        self,
+        obs: str = "state",
+        image_size: int = 96,
+        render_size: int = 256,
+        wander: float = 0.03,
+        expert: str = "scripted",
+        expert_seed: int = 0,
+    ):
+        """``wander``: std (m/s) of the puck's random lateral kick per control step (0: the only
+        randomness is the initial state, and the agent's own action noise when asked for).
+        ``expert='multimodal'``: the paddle approaches the interception point from the left or from
+        the right, one side drawn per episode (``MultimodalInterceptExpert``)."""
+        if isinstance(wander, bool) or not isinstance(wander, int | float) or not 0 <= wander < 1:
+            raise ConfigError(f"task catch: wander must be a number in [0, 1) (m/s per step), got {wander!r}")
+        if expert not in self.EXPERTS:
+            raise ConfigError(f"task catch: expert must be one of {' | '.join(self.EXPERTS)}, got {expert!r}")
+        self.wander, self.expert_kind, self.expert_seed = float(wander), expert, int(expert_seed)
+        super().__init__(obs, image_size, render_size)
 
     def init_episode(self, model, data, rng):
         x0 = rng.uniform(-0.35, 0.35)
@@ -353,10 +374,9 @@ class CatchTask(DynamicTask):
         data.qvel[:] = [v[0], v[1], 0.0, 0.0]
         return {"force": np.array([force])}
 
-    KICK = 0.03  # m/s: std of the random change of the puck's lateral velocity per control step
-
     def before_step(self, model, data, params, rng) -> None:
-        data.qvel[0] += self.KICK * rng.standard_normal()  # the table is not perfect: the puck wanders
+        if self.wander > 0:  # the table is not perfect: the puck wanders
+            data.qvel[0] += self.wander * rng.standard_normal()
 
     def before_substep(self, model, data, params) -> None:
         data.qfrc_applied[0] = params["force"][0]
@@ -389,6 +409,8 @@ class CatchTask(DynamicTask):
         return lost and not touched, touched, 1.0 if touched else float(np.exp(-gap / 0.1))
 
     def expert(self) -> InterceptExpert:
+        if self.expert_kind == "multimodal":
+            return MultimodalInterceptExpert(self, seed=self.expert_seed)
         return InterceptExpert(self)
 
 
@@ -404,21 +426,71 @@ class InterceptExpert:
     def reset(self, env: gym.Env) -> None:
         pass
 
-    def act(self, env: gym.Env) -> np.ndarray:
+    def predict(self, env: gym.Env) -> tuple[float, float]:
+        """(time to contact, x where the puck crosses the line above the paddle)."""
         u = env.unwrapped
         d = u.data
-        puck, paddle = self.task._pos(d)
+        puck, _ = self.task._pos(d)
         v = d.qvel[:2]
         acc = u.params["force"][0] / 0.1
         line = self.task.PADDLE_LINE + 0.05
         if v[1] < -1e-3 and puck[1] > line:
             tc = (puck[1] - line) / -v[1]
-            x_hit = puck[0] + v[0] * tc + 0.5 * acc * tc * tc
-        else:
-            tc, x_hit = 0.0, puck[0]
+            return tc, puck[0] + v[0] * tc + 0.5 * acc * tc * tc
+        return 0.0, puck[0]
+
+    def drive(self, env: gym.Env, x_goal: float, tc: float) -> np.ndarray:
+        d = env.unwrapped.data
+        _, paddle = self.task._pos(d)
         y_goal = self.task.PADDLE_LINE if tc > 0.25 else self.task.PADDLE_LINE + 0.03
-        cmd = self.kp * (np.array([x_hit, y_goal]) - paddle) - self.kd * d.qvel[2:]
+        cmd = self.kp * (np.array([x_goal, y_goal]) - paddle) - self.kd * d.qvel[2:]
         return np.clip(cmd, -1.0, 1.0).astype(np.float32)
+
+    def act(self, env: gym.Env) -> np.ndarray:
+        tc, x_hit = self.predict(env)
+        return self.drive(env, x_hit, tc)
+
+
+class MultimodalInterceptExpert(InterceptExpert):
+    """Two ways to the same catch: while the puck is more than ``switch`` seconds away the paddle
+    waits ``offset`` to the left or to the right of the interception point, then closes in. The
+    side is drawn per episode at ``reset``; given (simulator state, side) the action is
+    deterministic, so the expert still labels any state (DAgger) and chunks from a state differ only
+    by the side: the demonstrations are multimodal in time, as the RTC paper's are."""
+
+    modes = ("left", "right")
+    RAMP = 0.2  # seconds over which the offset shrinks to zero, ending ``switch`` seconds before contact
+
+    def __init__(
+        self,
+        task: CatchTask,
+        seed: int = 0,
+        offset: float = 0.15,
+        switch: float = 0.35,
+        kp: float = 10.0,
+        kd: float = 2.5,
+    ):
+        super().__init__(task, kp, kd)  # softer than the single expert's gains: robust to a state 4 steps old
+        self.rng, self.offset, self.switch = np.random.default_rng(seed), offset, switch
+        self._mode: dict[int, str] = {}
+
+    def reset(self, env: gym.Env) -> None:
+        self._mode[id(env.unwrapped)] = self.modes[int(self.rng.integers(len(self.modes)))]
+
+    def mode(self, env: gym.Env) -> str:
+        return self._mode.get(id(env.unwrapped), self.modes[0])
+
+    def set_mode(self, env: gym.Env, mode: str) -> None:
+        if mode not in self.modes:
+            raise ConfigError(f"catch multimodal expert: mode must be one of {self.modes}, got {mode!r}")
+        self._mode[id(env.unwrapped)] = mode
+
+    def act(self, env: gym.Env) -> np.ndarray:
+        tc, x_hit = self.predict(env)
+        side = -1.0 if self.mode(env) == "left" else 1.0
+        share = float(np.clip((tc - self.switch) / self.RAMP, 0.0, 1.0))  # closes in smoothly, not in one jump
+        x_goal = float(np.clip(x_hit + side * self.offset * share, -self.task.X_LIMIT, self.task.X_LIMIT))
+        return self.drive(env, x_goal, tc)
 
 
 # ---- staleness -------------------------------------------------------------------------------
