@@ -293,8 +293,8 @@ def cmd_adversarial(a) -> int:
 
 
 def cmd_ablate(a) -> int:
-    from robolearn.ablate import aggregate, load_experiment, results_table, run_experiment
     from robolearn.errors import ConfigError
+    from robolearn.experiments import aggregate, load_experiment, results_table, run_experiment
 
     try:
         seeds = [int(x) for x in a.seeds.split(",")] if a.seeds else None
@@ -316,7 +316,7 @@ def cmd_ablate(a) -> int:
 
 
 def cmd_delay(a) -> int:
-    from robolearn.delay_experiment import markdown, run_delay_experiment
+    from robolearn.experiments.delay import markdown, run_delay_experiment
 
     rows = run_delay_experiment(
         a.experiment,

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from robolearn.ablate import aggregate, load_experiment, markdown_table, run_experiment
 from robolearn.config import group_options
 from robolearn.errors import ConfigError
+from robolearn.experiments import aggregate, load_experiment, markdown_table, run_experiment
 from tests.procs import kill_when
 
 TINY = """
@@ -203,8 +203,8 @@ def test_aggregate_pools_successes_and_scores_relative_to_the_reference():
 @pytest.mark.parametrize("name", group_options("experiment"))
 def test_shipped_experiments_compose(name):
     """Every variant of every shipped experiment builds a valid training config."""
-    from robolearn.ablate import cell_cfg
     from robolearn.config import config_root, to_dict
+    from robolearn.experiments import cell_cfg
     from robolearn.heads.base import build_head
 
     exp = load_experiment(config_root() / "experiment" / f"{name}.yaml")

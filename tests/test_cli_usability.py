@@ -142,7 +142,7 @@ def test_every_choice_is_findable():
 
 
 def test_ablate_budget_from_the_command_line(tmp_path):
-    from robolearn.ablate import load_experiment
+    from robolearn.experiments import load_experiment
 
     exp = load_experiment("much_ado", ["algo.steps=50", "eval.episodes=4"])
     assert exp.train[-1] == "algo.steps=50" and exp.eval.episodes == 4
@@ -162,8 +162,8 @@ def test_every_shipped_experiment_composes_every_cell():
     from pathlib import Path
 
     import robolearn
-    from robolearn.ablate import cell_cfg, load_experiment
-    from robolearn.delay_experiment import check_sweep, check_windows
+    from robolearn.experiments import cell_cfg, load_experiment
+    from robolearn.experiments.delay import check_sweep, check_windows
 
     files = sorted((Path(robolearn.__file__).parent / "configs" / "experiment").glob("*.yaml"))
     assert {"much_ado", "heads_pusht", "rtc_delay", "rtc_heads", "rtc_horizons"} <= {f.stem for f in files}

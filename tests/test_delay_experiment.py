@@ -74,8 +74,8 @@ def test_delay_experiment_end_to_end_and_resume(tmp_path):
     assert again.returncode == 0, again.stderr[-2000:]
     assert (out / "cells/catch/flow/s0/bid_n0_d0.json").stat().st_mtime_ns == stamp
     # with fewer evaluation episodes asked, every seed's cell contributes its first ones (by seed)
-    from robolearn.ablate import load_experiment
-    from robolearn.delay_experiment import check_sweep, results
+    from robolearn.experiments import load_experiment
+    from robolearn.experiments.delay import check_sweep, results
 
     fewer = load_experiment(exp, ["eval.episodes=3"])
     rows3 = results(fewer, check_sweep(fewer), out)
@@ -100,7 +100,7 @@ def test_a_bad_sweep_is_one_line_before_any_work(tmp_path, delays, words):
 def test_horizons_all_runs_every_execution_horizon_and_keeps_the_default_cells(tmp_path):
     """``sweep.horizons: all`` runs s = max(d, 1) .. H - d (the RTC paper's sweep); the cell at the
     default s keeps the name it has without the sweep, so a finished delay experiment is reused."""
-    from robolearn.delay_experiment import _cell_file, horizons_at
+    from robolearn.experiments.delay import _cell_file, horizons_at
 
     assert horizons_at({"name": "naive_async"}, 0, 4, "all") == [1, 2, 3, 4]
     assert horizons_at({"name": "rtc"}, 1, 4, "all") == [1, 2, 3]

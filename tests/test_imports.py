@@ -96,8 +96,8 @@ def test_model_side_never_imports_orchestration():
         "robolearn.train",
         "robolearn.eval",
         "robolearn.cli",
-        "robolearn.ablate",
-        "robolearn.delay_experiment",
+        "robolearn.experiments",
+        "robolearn.experiments.delay",
         "robolearn.config",  # composition: the model side gets plain dicts (config_files is a leaf)
     )
     bad = [(m, t) for m, ts in graph.items() if m.startswith(lower) for t in ts if t in upper or t.startswith(upper)]

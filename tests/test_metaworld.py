@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from robolearn.ablate import load_experiment
 from robolearn.config import compose
 from robolearn.envs import make_task
 from robolearn.envs.suites import MT10, PREFIX, TASKS
 from robolearn.errors import ConfigError
+from robolearn.experiments import load_experiment
 
 try:
     import metaworld  # noqa: F401
@@ -214,7 +214,7 @@ def test_two_processes_split_a_suite_and_the_table_pools_them(tmp_path):
 
 
 def test_suite_table_means_over_tasks_and_pools_episodes():
-    from robolearn.ablate import suite_markdown, suite_rows
+    from robolearn.experiments.report import suite_markdown, suite_rows
 
     row = {"variant": "a", "episodes": 50}
     agg = [

@@ -14,9 +14,9 @@ from __future__ import annotations
 import argparse
 
 from robolearn.config import compose
-from robolearn.train.data import make_task_from
 from robolearn.envs.dynamic import delayed_expert_success
 from robolearn.eval.metrics import wilson_interval
+from robolearn.train.data import make_task_from
 
 
 def main() -> None:

@@ -35,11 +35,12 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from robolearn.ablate import cell_cfg, collect_data, load_experiment, plan, train_cell, trained_by
 from robolearn.atomic import atomic_path, write_json, write_text
 from robolearn.config import refuse_changed_settings, save_config, to_dict
 from robolearn.errors import ConfigError
 from robolearn.eval.metrics import summarize, wilson_interval
+from robolearn.experiments.cells import collect_data, train_cell
+from robolearn.experiments.spec import cell_cfg, load_experiment, plan, trained_by
 
 HORIZONS = ("min", "all")
 FIELDS = [
