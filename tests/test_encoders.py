@@ -353,3 +353,35 @@ def test_cuda_host_uint8_frames_are_moved_and_augmented_on_device():
     assert out.is_cuda and out.shape == (B, enc.out_dim) and tok.shape == (B, 4, enc.token_dim)
     out.float().sum().backward()
     assert all(p.grad is not None for p in enc.cameras["img"].parameters())
+
+
+def test_a_registered_trunk_is_built_by_name():
+    """A new image trunk is one function with @register_trunk: the encoder builds it by name, reads
+    its feature-map size from it, and lists it with the others when a name is wrong."""
+    from torch import nn
+
+    from robolearn.encoders.image import TRUNKS, register_trunk
+
+    class Tiny(nn.Module):
+        def __init__(self, c, width):
+            super().__init__()
+            self.conv = nn.Conv2d(c, width, 3, stride=4, padding=1)
+            self.out_channels = width
+
+        def forward(self, x):
+            return self.conv(x)
+
+    register_trunk("tiny_for_test")(Tiny)
+    try:
+        spec = {"img": ObsSpec((32, 32, 3), "uint8", "rgb")}
+        enc = build_encoder({"rgb": {"backbone": "tiny_for_test", "width": 5, "crop": None}}, spec, 1)
+        trunk = enc.cameras["img"].trunk
+        assert isinstance(trunk, Tiny) and count_params(trunk) == 5 * 3 * 9 + 5
+        out = enc(
+            {"img": torch.zeros(2, 1, 32, 32, 3, dtype=torch.uint8)}
+        )  # 8x8 feature map: spatial softmax is allowed
+        assert out.shape == (2, enc.out_dim)
+        with pytest.raises(ConfigError, match="tiny_for_test"):
+            build_encoder({"rgb": {"backbone": "nope"}}, spec, 1)
+    finally:
+        TRUNKS.pop("tiny_for_test")

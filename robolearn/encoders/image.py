@@ -17,6 +17,7 @@ each keeping its own augmentation, keypoints and projection.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -26,7 +27,22 @@ from torch import nn
 from robolearn.encoders.augment import ImageAugment
 from robolearn.errors import ConfigError
 
-BACKBONES = {"resnet18": (2, 2, 2, 2), "resnet10": (1, 1, 1, 1)}
+# Image trunks by name (``encoder.rgb.backbone``): a factory (in_channels, width) -> a module mapping
+# (N, C, H, W) to a feature map (N, out_channels, h, w) with an ``out_channels`` attribute. A new trunk
+# is one function with ``@register_trunk("name")`` in a module imported before the policy is built.
+TRUNKS: dict[str, Callable[[int, int], nn.Module]] = {}
+
+
+def register_trunk(name: str):
+    def deco(factory):
+        if name in TRUNKS and TRUNKS[name] is not factory:
+            raise RuntimeError(f"image trunk name {name!r} registered twice")
+        TRUNKS[name] = factory
+        return factory
+
+    return deco
+
+
 POOLS = ("spatial_softmax", "avg")
 VIEW_OPTIONS = ("pool", "num_keypoints", "feature_dim", "crop", "color_jitter")
 
@@ -79,6 +95,16 @@ class ResNetTrunk(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(self.stem(x))
+
+
+@register_trunk("resnet18")
+def resnet18_trunk(in_channels: int, width: int) -> ResNetTrunk:
+    return ResNetTrunk(in_channels, width, (2, 2, 2, 2))
+
+
+@register_trunk("resnet10")
+def resnet10_trunk(in_channels: int, width: int) -> ResNetTrunk:
+    return ResNetTrunk(in_channels, width, (1, 1, 1, 1))
 
 
 class SpatialSoftmax(nn.Module):
@@ -137,8 +163,8 @@ class ImageEncoder(nn.Module):
         where: str = "encoder.rgb",
     ):
         super().__init__()
-        if backbone not in BACKBONES:
-            raise ConfigError(f"{where}.backbone: expected one of {list(BACKBONES)}, got {backbone!r}")
+        if backbone not in TRUNKS:
+            raise ConfigError(f"{where}.backbone: expected one of {list(TRUNKS)}, got {backbone!r}")
         if not isinstance(width, int) or width < 1:
             raise ConfigError(f"{where}.width: expected a positive int, got {width!r}")
         if not shapes:
@@ -149,7 +175,7 @@ class ImageEncoder(nn.Module):
                 f"{where}.share_backbone: cameras sharing a trunk need the same channel count, found {chans}"
             )
         self.keys = list(shapes)
-        self.trunk = ResNetTrunk(next(iter(chans.values())), width, BACKBONES[backbone])
+        self.trunk = TRUNKS[backbone](next(iter(chans.values())), width)
         self.augment = nn.ModuleDict()
         self.readout = nn.ModuleDict()
         self.out_dims: dict[str, int] = {}
@@ -169,18 +195,28 @@ class ImageEncoder(nn.Module):
             self.augment[k] = ImageAugment(
                 tuple(shape[:2]), shape[2], o["crop"], o["color_jitter"], where=f"{where} ({k})"
             )
-            fh, fw = (feature_map_size(n, len(BACKBONES[backbone])) for n in self.augment[k].out_hw)
+            fh, fw = self._feature_hw(shape[2], self.augment[k].out_hw)
             if o["pool"] == "spatial_softmax" and fh * fw == 1:
                 raise ConfigError(
                     f"{where}.pool ({k}): spatial_softmax needs a feature map of at least 2 pixels, "
-                    f"found 1x1 for {list(self.augment[k].out_hw)} inputs (the trunk downsamples 32x); "
+                    f"found 1x1 for {list(self.augment[k].out_hw)} inputs (trunk {backbone}); "
                     "use larger images or pool: avg"
                 )
             self.readout[k] = ImageReadout(self.trunk.out_channels, o["pool"], o["num_keypoints"], o["feature_dim"])
             self.out_dims[k] = o["feature_dim"]
 
+    def _feature_hw(self, channels: int, hw: tuple[int, int]) -> tuple[int, int]:
+        """The trunk's feature-map size for an input of ``hw``: one forward pass of zeros."""
+        was = self.trunk.training
+        self.trunk.eval()  # a trunk with batch norm keeps its running statistics
+        try:
+            with torch.no_grad():
+                return tuple(self.trunk(torch.zeros(1, channels, *hw)).shape[-2:])
+        finally:
+            self.trunk.train(was)
+
     def forward(self, images: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        dev = self.trunk.stem[0].weight.device
+        dev = next(self.trunk.parameters()).device
         x = {k: self.augment[k](images[k].to(dev, non_blocking=True)) * 2.0 - 1.0 for k in self.keys}
         B, T = next(iter(x.values())).shape[:2]
         flat = [x[k].flatten(0, 1) for k in self.keys]  # (B*To, C, h, w)
@@ -189,13 +225,6 @@ class ImageEncoder(nn.Module):
         else:
             fmaps = [self.trunk(f) for f in flat]
         return {k: self.readout[k](f).unflatten(0, (B, T)) for k, f in zip(self.keys, fmaps)}
-
-
-def feature_map_size(n: int, stages: int = 4) -> int:
-    """Trunk output size for an input side n: stem conv and max-pool, then stages 2.. halve it."""
-    for _ in range(2 + stages - 1):
-        n = (n - 1) // 2 + 1
-    return n
 
 
 def count_params(module: nn.Module) -> int:
