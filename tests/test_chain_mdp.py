@@ -81,3 +81,20 @@ def test_simulated_costs_show_the_same_slopes():
         dag.append(simulate(mdp, _dagger(int(h), 0.002)[0], 20_000, seed=10 + i)[0])
     assert 1.7 < loglog_slope(hs, np.array(bc)) < 2.2
     assert 0.8 < loglog_slope(hs, np.array(dag)) < 1.2
+
+
+def test_reward_moment_learner_recovers_and_its_cost_is_linear_in_horizon():
+    """Matching the expert's reward moment (an adversarial reward over (observation, action), the
+    learner best-responding in the MDP, no expert query) learns to recover where BC never does:
+    its cost is eps*H like DAgger's, not eps*H^2/2 like BC's."""
+    from robolearn.envs.toy import OFF, RECOVER, train_reward_moment
+
+    costs = []
+    for h in HORIZONS:
+        learner, hist = train_reward_moment(ChainMDP(int(h)), EPS, iters=20)
+        assert learner.table[OFF] == RECOVER
+        assert hist[0]["exact_cost"] > 5 * hist[-1]["exact_cost"]  # the first reply (reward 0) stays off
+        costs.append(exact_cost(ChainMDP(int(h)), learner))
+    costs = np.array(costs)
+    assert 0.95 < loglog_slope(HORIZONS, costs) < 1.05
+    np.testing.assert_allclose(costs / (EPS * HORIZONS), 1.0, rtol=0.1)

@@ -179,6 +179,65 @@ def train_dagger(
     return learner, history
 
 
+def occupancy(mdp: ChainMDP, learner: TabularLearner) -> np.ndarray:
+    """Expected visits of each (observation, action) over the H steps, executed with the learner's
+    error: rows 0..H-1 the on-chain steps, row H the off-chain observation."""
+    mu = np.zeros((mdp.horizon + 1, N_ACTIONS))
+    p_on = 1.0
+    for t in range(mdp.horizon):
+        p0 = learner.p_correct(t, ON_ACTION)
+        mu[t] += p_on * np.array([p0, 1.0 - p0])
+        r0 = learner.p_correct(OFF, RECOVER)
+        mu[mdp.horizon] += (1.0 - p_on) * np.array([1.0 - r0, r0])
+        p_on = p_on * p0 + (1.0 - p_on) * r0
+    return mu
+
+
+def best_response(mdp: ChainMDP, w: np.ndarray, eps: float) -> TabularLearner:
+    """The table that maximises the expected reward sum_(o, a) w[o, a] x visits, executed with error
+    ``eps`` (the intended action with probability 1 - eps, the other one otherwise). The off-chain
+    observation is one row for every step, so both of its actions are tried; given it, the
+    on-chain actions follow by backward induction."""
+
+    def executed(a: int) -> np.ndarray:
+        return np.where(np.arange(N_ACTIONS) == a, 1.0 - eps, eps / (N_ACTIONS - 1))
+
+    best, best_value = None, -np.inf
+    for off_action in range(N_ACTIONS):
+        p_off = executed(off_action)
+        v_on = v_off = 0.0
+        table = {OFF: off_action}
+        for t in reversed(range(mdp.horizon)):
+            nxt_off = float(p_off @ (w[mdp.horizon] + np.where(np.arange(N_ACTIONS) == RECOVER, v_on, v_off)))
+            q = [
+                float(executed(a) @ (w[t] + np.where(np.arange(N_ACTIONS) == ON_ACTION, v_on, v_off)))
+                for a in range(N_ACTIONS)
+            ]
+            table[t] = int(np.argmax(q))
+            v_on, v_off = max(q), nxt_off
+        if v_on > best_value:
+            best, best_value = TabularLearner(eps, table), v_on
+    return best
+
+
+def train_reward_moment(mdp: ChainMDP, eps: float, iters: int = 30, lr: float = 0.5) -> tuple[TabularLearner, list]:
+    """Imitation by matching the reward moment, as a game: the adversary picks a reward over
+    (observation, action) indicators in [-1, 1] by projected online gradient ascent on
+    J_w(expert) - J_w(learner), the learner best-responds exactly (no expert query; the expert is
+    seen only through its demonstrations' occupancy). Returns the final learner and, per iteration,
+    the gap J_w(expert) - J_w(learner) and the learner's true cost."""
+    mu_e = occupancy(mdp, TabularLearner(0.0, {t: ON_ACTION for t in range(mdp.horizon)} | {OFF: RECOVER}))
+    w = np.zeros_like(mu_e)
+    learner = best_response(mdp, w, eps)  # the reply to the zero reward: anything goes (here: stay off)
+    history = [{"iter": 0, "gap": 0.0, "exact_cost": exact_cost(mdp, learner)}]
+    for i in range(1, iters + 1):
+        gap = mu_e - occupancy(mdp, learner)
+        w = np.clip(w + lr * gap, -1.0, 1.0)
+        learner = best_response(mdp, w, eps)
+        history.append({"iter": i, "gap": float((w * gap).sum()), "exact_cost": exact_cost(mdp, learner)})
+    return learner, history
+
+
 def expert_state_error(mdp: ChainMDP, learner: TabularLearner) -> float:
     """Off-policy loss: mean disagreement with the expert on the expert's own states."""
     return float(np.mean([1.0 - learner.p_correct(t, ON_ACTION) for t in range(mdp.horizon)]))
