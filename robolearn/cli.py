@@ -17,25 +17,26 @@ from pathlib import Path
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 
-def _task_from(name: str, kwargs: dict | None = None):
-    from robolearn.envs import make_task
+def _task_from(name: str, overrides: list[str] | None = None, obs: str | None = None):
+    """The task a command names: its config (configs/task/<name>.yaml, or a suite's template) with
+    ``task.*`` overrides, composed and checked as ``train`` does; a built-in task without a config
+    file of its own (fetch_reach_image) by name."""
+    from robolearn.config import compose, find_config
+    from robolearn.envs import make_task, task_names
+    from robolearn.train.data import make_task_from
 
-    return make_task(name, **(kwargs or {}))
+    if find_config("task", name) is None and name in task_names() and not overrides:
+        return make_task(name, **({"obs": obs} if obs else {}))
+    cfg = compose([f"task={name}", *(overrides or [])])
+    if obs:
+        cfg.task.kwargs = {**dict(cfg.task.get("kwargs") or {}), "obs": obs}
+    return make_task_from(cfg)
 
 
 def cmd_collect(a) -> int:
     from robolearn.algos.collect import collect
-    from robolearn.config import compose, find_config
-    from robolearn.envs import task_names
-    from robolearn.train.data import make_task_from
 
-    if find_config("task", a.task) is None and a.task in task_names() and not a.overrides:
-        task = _task_from(a.task, {"obs": a.obs} if a.obs else {})  # a task without a config file: fetch_reach_image
-    else:  # the task's config (or a suite's template) and task.* overrides, as train reads them
-        cfg = compose([f"task={a.task}", *a.overrides])
-        if a.obs:
-            cfg.task.kwargs = {**dict(cfg.task.get("kwargs") or {}), "obs": a.obs}
-        task = make_task_from(cfg)
+    task = _task_from(a.task, a.overrides, a.obs)
     s = collect(
         task,
         a.episodes,
@@ -57,7 +58,7 @@ def cmd_collect(a) -> int:
 def cmd_correct(a) -> int:
     from robolearn.algos.corrective import correct
 
-    task = _task_from(a.task, {})
+    task = _task_from(a.task, a.overrides)
     s = correct(
         task,
         a.data,
@@ -531,6 +532,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="corrective labels without an expert: demos + perturbed states labelled by true or learned dynamics",
     )
     cr.add_argument("task", help="a task that can be put into a given state: pusht, pusht_keypoints, catch, cartpole")
+    cr.add_argument("overrides", nargs="*", help="task options, as for collect: task.kwargs.wander=0.0")
     cr.add_argument("--data", required=True, help="the demonstrations (zarr)")
     cr.add_argument("--out", required=True, help="the new dataset: demonstrations + corrective episodes")
     cr.add_argument("--dynamics", default="true", help="true (the simulator) | learned (CCIL: a model of the demos)")
