@@ -325,6 +325,25 @@ def test_rtc_weight_matches_the_formula():
     assert rtc_weight(0.5, 1.0) == 1.0
 
 
+def test_rtc_guidance_is_the_vector_jacobian_product_of_a_linear_estimate():
+    """For a linear clean estimate est(x) = x M + b (per step, over action dims), RTC's guidance is
+    (prefix - est) * w pulled back through M: g = ((prefix - est) * w) M^T, in closed form."""
+    from robolearn.nets.denoiser import rtc_guidance
+
+    g0 = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 6, 3, generator=g0)
+    M, b = torch.randn(3, 3, generator=g0), torch.randn(3, generator=g0)
+    prefix = torch.randn(2, 6, 3, generator=g0)
+    w = torch.tensor([[1.0, 1.0, 0.6, 0.2, 0.0, 0.0], [1.0, 0.5, 0.0, 0.0, 0.0, 0.0]])
+    out, est, g = rtc_guidance(lambda z: (2 * z, z @ M + b), x, prefix, w)
+    want_est = x @ M + b
+    want = ((prefix - want_est) * w[..., None]) @ M.T
+    torch.testing.assert_close(est, want_est)
+    torch.testing.assert_close(out, 2 * x)
+    torch.testing.assert_close(g, want)
+    assert torch.all(g[w == 0] == 0) and torch.all(g[w > 0] != 0)  # weight-0 steps pull nothing (M mixes dims)
+
+
 # ---- options -------------------------------------------------------------------------------
 
 BAD = [
