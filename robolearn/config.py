@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from robolearn.atomic import write_text
-from robolearn.config_check import check_overrides, check_values
+from robolearn.config_check import check_group_keys, check_overrides, check_values
 from robolearn.config_files import (  # noqa: F401  (re-exported: robolearn.config is the public entry)
     add_config_dir,
     config_dirs,
@@ -126,6 +126,7 @@ def compose(overrides: list[str] | None = None, base: dict[str, Any] | None = No
     try:
         OmegaConf.to_container(cfg, resolve=True)  # every ${...} resolves, or one line naming its key
         check_values(cfg)
+        check_group_keys(cfg)
     except OmegaConfBaseException as e:  # e.g. an interpolation that cannot resolve
         key = getattr(e, "full_key", None)
         raise ConfigError(

@@ -187,3 +187,43 @@ def check_values(cfg: DictConfig) -> None:
         n, h = pol.get("n_action_steps"), pol.get("horizon")
         if _int(n) and _int(h) and n > h:
             raise ConfigError(f"policy.n_action_steps: expected 1..horizon={h}, found {n}")
+
+
+# Keys a group's files may hold outside OPEN_PATHS: every key some shipped file of the group has
+# (bases included). A key no shipped file knows is a typo or a leftover that nothing would read.
+_SHIPPED_KEYS: dict[str, set[str]] = {}
+TOP_KEYS = ("data", "run_dir", "device", "dist_timeout_s", "seed", "eval", "task", "policy", "algo", "exec")
+
+
+def shipped_keys(group: str) -> set[str]:
+    if group not in _SHIPPED_KEYS:
+        from robolearn.config_files import config_root, load_yaml
+
+        keys: set[str] = {"_name", "base"}
+        for p in (config_root() / group).rglob("*.yaml"):
+            keys |= {str(k) for k in load_yaml(p)}
+        _SHIPPED_KEYS[group] = keys
+    return _SHIPPED_KEYS[group]
+
+
+def check_group_keys(cfg: DictConfig) -> None:
+    """Every key of the composed groups (from shipped files, a user's files and overrides) is one
+    that robolearn reads: one line naming the group, the key and the closest known one."""
+    for k in cfg:
+        if str(k) not in TOP_KEYS and not str(k).startswith("_"):
+            near = difflib.get_close_matches(str(k), TOP_KEYS, n=1, cutoff=0.6)
+            hint = f"; did you mean {near[0]!r}?" if near else f"; expected some of {list(TOP_KEYS)}"
+            raise ConfigError(f"config: unknown top-level key {str(k)!r}{hint}")
+    for group in ("task", "policy", "algo"):
+        node = cfg.get(group)
+        if not isinstance(node, DictConfig):
+            continue
+        known = shipped_keys(group)
+        for k in node:
+            if str(k) in known or any(f"{group}.{k}" == p for p in OPEN_PATHS):
+                continue
+            near = difflib.get_close_matches(str(k), sorted(known - {"_name", "base"}), n=1, cutoff=0.6)
+            hint = f"; did you mean {group}.{near[0]}?" if near else ""
+            raise ConfigError(
+                f"{group}={node.get('_name', '?')}: unknown key {group}.{k} (no robolearn {group} config has it){hint}"
+            )

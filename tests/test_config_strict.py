@@ -76,3 +76,30 @@ def test_saved_config_keeps_env_interpolations_unresolved(tmp_path, monkeypatch)
     save_config(cfg, tmp_path / "config.yaml")
     text = (tmp_path / "config.yaml").read_text()
     assert "/secret/place" not in text and "${oc.env:MY_SECRET_PATH}" in text
+
+
+@pytest.mark.parametrize(
+    "group, text, words",
+    [
+        ("algo", "base: bc\nstesp: 10\n", ["algo.stesp", "algo.steps"]),
+        ("policy", "base: flow\nhorzion: 8\n", ["policy.horzion", "policy.horizon"]),
+        ("task", "name: catch\nkwargs: {obs: state}\ndata: d.zarr\nobs_key: [state]\n", ["task.obs_key", "obs_keys"]),
+    ],
+)
+def test_a_typo_in_a_users_config_file_is_one_line(tmp_path, monkeypatch, group, text, words):
+    """Keys in a user's group file are checked like overrides: a key no robolearn config of the group
+    has (nothing would read it) stops composition, naming the closest known key."""
+    from robolearn.config import add_config_dir, compose
+    from robolearn.config_files import _EXTRA_DIRS
+
+    (tmp_path / group).mkdir()
+    (tmp_path / group / "mine.yaml").write_text(text)
+    monkeypatch.setattr("robolearn.config_files._EXTRA_DIRS", list(_EXTRA_DIRS))
+    add_config_dir(tmp_path)
+    with pytest.raises(ConfigError) as e:
+        compose([f"{group}=mine"])
+    assert "\n" not in str(e.value) and all(w in str(e.value) for w in words), str(e.value)
+    # open option maps stay open: new keys under task.kwargs are the task's to check
+    (tmp_path / "task").mkdir(exist_ok=True)
+    (tmp_path / "task" / "ok.yaml").write_text("name: catch\nkwargs: {obs: state, wander: 0.0}\ndata: d.zarr\n")
+    assert compose(["task=ok"]).task.kwargs.wander == 0.0
