@@ -16,7 +16,9 @@ RESULTS.md has the recipe):
     /work/lrvenv/bin/python tools/lerobot_pusht_image.py eval --run runs/lerobot_pusht_image/train
 
 ``train`` records the wall-clock second at which each checkpoint appeared (``times.json``), so the
-evaluation table has training minutes next to every score, as robolearn's lever table does.
+evaluation table has training minutes next to every score (LeRobot's start-up, about 20 s of
+dataset loading, included); ``eval`` also writes the curve as ``<run>_curve/train_history.json``,
+which ``tools/lever_table.py`` plots beside robolearn's runs.
 """
 
 from __future__ import annotations
@@ -164,6 +166,15 @@ def evaluate(a) -> None:
         res_file.write_text(json.dumps(results, indent=1))
         r = results[ck.name]
         print(f"step {r['step']}: {r['train_minutes']:.1f} min, score {r['score']:.3f}, success {r['success']:.2f}")
+    # the curve in robolearn's run layout, so tools/lever_table.py puts it beside robolearn's runs
+    curve = run.with_name(run.name + "_curve")
+    curve.mkdir(exist_ok=True)
+    rows = [
+        {"step": r["step"], "train_s": r["train_minutes"] * 60, "eval_score": r["score"], "eval_success": r["success"]}
+        for r in sorted(results.values(), key=lambda r: r["step"])
+    ]
+    (curve / "train_history.json").write_text(json.dumps(rows, indent=1))
+    (curve / "train_summary.json").write_text(json.dumps({"source": "lerobot-train", "checkpoints": len(rows)}))
     print("| step | training minutes | score | success [95% CI] |")
     print("|---|---|---|---|")
     for r in sorted(results.values(), key=lambda r: r["step"]):
