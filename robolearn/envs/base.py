@@ -15,9 +15,33 @@ from typing import Any, Protocol
 import gymnasium as gym
 import numpy as np
 
+from robolearn.errors import ConfigError
 from robolearn.spec import ObsSpec, TaskSpec
 
-__all__ = ["Expert", "ObsSpec", "Task", "TaskSpec", "TwoRenderers", "find_wrapper"]
+__all__ = ["EpisodeMode", "Expert", "ObsSpec", "Task", "TaskSpec", "TwoRenderers", "find_wrapper"]
+
+
+class EpisodeMode:
+    """A multimodal expert's strategy, drawn per episode at ``reset`` from ``modes`` (seeded) and kept
+    per env, so that given (simulator state, mode) the expert stays deterministic."""
+
+    modes: tuple[str, ...] = ()
+
+    def init_modes(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+        self._mode: dict[int, str] = {}
+
+    def reset(self, env: gym.Env) -> None:
+        self._mode[id(env.unwrapped)] = self.modes[int(self.rng.integers(len(self.modes)))]
+
+    def mode(self, env: gym.Env) -> str:
+        return self._mode.get(id(env.unwrapped), self.modes[0])
+
+    def set_mode(self, env: gym.Env, mode: str) -> None:
+        """Force a strategy (ablations, tests) instead of drawing one at ``reset``."""
+        if mode not in self.modes:
+            raise ConfigError(f"{type(self).__name__}: mode must be one of {self.modes}, got {mode!r}")
+        self._mode[id(env.unwrapped)] = mode
 
 
 class TwoRenderers:

@@ -32,6 +32,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
+from robolearn.envs.base import EpisodeMode
 from robolearn.errors import ConfigError
 from robolearn.spec import ObsSpec, TaskSpec
 
@@ -451,7 +452,7 @@ class InterceptExpert:
         return self.drive(env, x_hit, tc)
 
 
-class MultimodalInterceptExpert(InterceptExpert):
+class MultimodalInterceptExpert(EpisodeMode, InterceptExpert):
     """Two ways to the same catch: while the puck is more than ``switch`` seconds away the paddle
     waits ``offset`` to the left or to the right of the interception point, then closes in. The
     side is drawn per episode at ``reset``; given (simulator state, side) the action is
@@ -471,19 +472,8 @@ class MultimodalInterceptExpert(InterceptExpert):
         kd: float = 2.5,
     ):
         super().__init__(task, kp, kd)  # softer than the single expert's gains: robust to a state 4 steps old
-        self.rng, self.offset, self.switch = np.random.default_rng(seed), offset, switch
-        self._mode: dict[int, str] = {}
-
-    def reset(self, env: gym.Env) -> None:
-        self._mode[id(env.unwrapped)] = self.modes[int(self.rng.integers(len(self.modes)))]
-
-    def mode(self, env: gym.Env) -> str:
-        return self._mode.get(id(env.unwrapped), self.modes[0])
-
-    def set_mode(self, env: gym.Env, mode: str) -> None:
-        if mode not in self.modes:
-            raise ConfigError(f"catch multimodal expert: mode must be one of {self.modes}, got {mode!r}")
-        self._mode[id(env.unwrapped)] = mode
+        self.offset, self.switch = offset, switch
+        self.init_modes(seed)
 
     def act(self, env: gym.Env) -> np.ndarray:
         tc, x_hit = self.predict(env)

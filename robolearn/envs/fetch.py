@@ -22,7 +22,7 @@ import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 from gymnasium.wrappers import TimeLimit  # noqa: E402
 
-from robolearn.envs.base import ObsSpec, TaskSpec, TwoRenderers, find_wrapper  # noqa: E402
+from robolearn.envs.base import EpisodeMode, ObsSpec, TaskSpec, TwoRenderers, find_wrapper  # noqa: E402
 from robolearn.errors import ConfigError  # noqa: E402
 
 GYM_IDS = {"fetch_reach": "FetchReach-v4", "fetch_push": "FetchPush-v4", "fetch_pick_place": "FetchPickAndPlace-v4"}
@@ -311,7 +311,7 @@ def _crosses(s: _Sim, pre: np.ndarray, clearance: float = 0.06) -> bool:
     return bool(np.linalg.norm(a + t * ab - p) < clearance)
 
 
-class MultimodalPushExpert(FetchExpert):
+class MultimodalPushExpert(EpisodeMode, FetchExpert):
     """Push expert with two distinct routes to the pre-push point: it circles the block at
     pushing height, counter-clockwise ("left") or clockwise ("right") in the block->goal frame,
     until it is behind the block. The direction is drawn per episode at ``reset``; given
@@ -321,20 +321,7 @@ class MultimodalPushExpert(FetchExpert):
     back, orbit, done = 0.06, 0.075, 0.015
 
     def __init__(self, seed: int = 0):
-        self.rng = np.random.default_rng(seed)
-        self._mode: dict[int, str] = {}
-
-    def reset(self, env: gym.Env) -> None:
-        self._mode[id(env.unwrapped)] = self.modes[int(self.rng.integers(len(self.modes)))]
-
-    def mode(self, env: gym.Env) -> str:
-        return self._mode.get(id(env.unwrapped), self.modes[0])
-
-    def set_mode(self, env: gym.Env, mode: str) -> None:
-        """Force a route (ablations, tests) instead of drawing one at ``reset``."""
-        if mode not in self.modes:
-            raise ConfigError(f"multimodal push expert: mode must be one of {self.modes}, got {mode!r}")
-        self._mode[id(env.unwrapped)] = mode
+        self.init_modes(seed)
 
     def act(self, env: gym.Env) -> np.ndarray:
         s = _Sim(env)
