@@ -213,46 +213,17 @@ def _delay_sweep(a) -> int:
         action_noise=a.action_noise,
         max_steps=a.max_steps,
     )
-    print(f"| {'executor':<24} | delay | success | 95% CI       | max score | jerk   | boundary jump |")
-    print(f"|{'-' * 26}|-------|---------|--------------|-----------|--------|---------------|")
-    for r in rows:
-        lo, hi = r["success_ci95"]
-        print(
-            f"| {r['executor'][:24]:<24} | {r['delay']:>5} | {r['success_rate']:>7.2f} | [{lo:.2f}, {hi:.2f}] |"
-            f" {r['mean_max_score']:>9.3f} | {r['mean_abs_jerk']:.4f} | {r['boundary_jump']:>13.4f} |"
-        )
+    from robolearn.experiments.report import sweep_markdown
+
+    print(sweep_markdown(rows))
     print(f"table + plot: {out / 'delay_sweep.json'}, {out / 'delay_sweep.png'}")
     return 0
 
 
 def cmd_inspect(a) -> int:
-    from robolearn.data.dataset import describe
+    from robolearn.eval.inspect import inspect_dataset
 
-    if a.verify:
-        from robolearn.data.replay_buffer import ReplayBuffer
-
-        problems = ReplayBuffer.open(a.path).verify()
-        for p in problems:
-            print(p, file=sys.stderr)
-        print(
-            f"verify: {len(problems)} problem(s) in {a.path}" if problems else f"verify: every chunk of {a.path} reads"
-        )
-        if problems:
-            return 2
-    print(describe(a.path))
-    if a.video is not None:
-        from robolearn.data.replay_buffer import ReplayBuffer
-        from robolearn.eval.rollout import write_video
-
-        buf = ReplayBuffer.open(a.path)
-        ep = buf.get_episode(a.video, keys=[a.key])
-        frames = ep[a.key]
-        if frames.dtype != "uint8":
-            frames = frames.clip(0, 255).astype("uint8")
-        out = Path(a.out or f"episode_{a.video}.mp4")
-        write_video(list(frames), out, fps=a.fps)
-        print(f"video: {out} ({len(frames)} frames of {a.key})")
-    return 0
+    return inspect_dataset(a.path, verify=a.verify, video=a.video, key=a.key, out=a.out, fps=a.fps)
 
 
 def cmd_interactive(a) -> int:
@@ -267,30 +238,9 @@ def cmd_interactive(a) -> int:
 
 
 def cmd_adversarial(a) -> int:
-    from robolearn.algos.adversarial import run_adversarial
-    from robolearn.config import compose, refuse_changed_settings
-    from robolearn.errors import ConfigError
+    from robolearn.algos.adversarial import main as adversarial_main
 
-    overrides = list(a.overrides)
-    if not any(o.startswith("algo=") for o in overrides):
-        overrides = [f"algo={a.default_algo}", *overrides]
-    cfg = compose(overrides)
-    if str(cfg.algo.name) not in ("gail", "airl"):
-        raise ConfigError(f"algo={cfg.algo._name}: expected an adversarial algo config (gail | airl)")
-    run_dir = Path(cfg.run_dir or f"runs/{cfg.task._name}_{cfg.algo.name}_s{cfg.seed}")
-    refuse_changed_settings(cfg, run_dir, False, None)
-    if (run_dir / "learner.zip").exists():
-        raise ConfigError(f"{run_dir}: holds a finished {cfg.algo.name} run (learner.zip); choose a new run_dir")
-    out = run_adversarial(cfg, run_dir)
-    out["env"].close()
-    hist = out["history"]
-    first, last = hist[0], hist[-1]
-    print(
-        f"{cfg.algo.name} on {cfg.task.name}: success {first['success_rate']:.2f} (BC start) -> "
-        f"{last['success_rate']:.2f} after {last['env_steps']} env steps, {last['expert_labels']} expert labels; "
-        f"history: {run_dir / 'history.json'}"
-    )
-    return 0
+    return adversarial_main(a.overrides, default_algo=a.default_algo)
 
 
 def cmd_ablate(a) -> int:
@@ -317,7 +267,8 @@ def cmd_ablate(a) -> int:
 
 
 def cmd_delay(a) -> int:
-    from robolearn.experiments.delay import markdown, run_delay_experiment
+    from robolearn.experiments.delay import run_delay_experiment
+    from robolearn.experiments.report import delay_markdown
 
     rows = run_delay_experiment(
         a.experiment,
@@ -326,7 +277,7 @@ def cmd_delay(a) -> int:
         only_tasks=[t.strip() for t in a.tasks.split(",")] if a.tasks else None,
         overrides=a.overrides,
     )
-    print(markdown(rows))
+    print(delay_markdown(rows))
     return 0
 
 

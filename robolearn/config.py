@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from robolearn.atomic import write_text
-from robolearn.config_check import check_group_keys, check_overrides, check_values
+from robolearn.config_check import check_overrides, validate
 from robolearn.config_files import (  # noqa: F401  (re-exported: robolearn.config is the public entry)
     add_config_dir,
     config_dirs,
@@ -117,7 +117,7 @@ def compose(overrides: list[str] | None = None, base: dict[str, Any] | None = No
         cfg = OmegaConf.merge(
             cfg, OmegaConf.create({k: v for k, v in base.items() if not (k in GROUPS and isinstance(v, str))})
         )
-    check_overrides(cfg, dotted)  # unknown keys and wrong types stop here, with the closest valid key
+    check_overrides(cfg, dotted)  # unknown keys stop here, with the closest valid key
     try:
         cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(dotted))
     except OmegaConfBaseException as e:
@@ -125,8 +125,7 @@ def compose(overrides: list[str] | None = None, base: dict[str, Any] | None = No
     _resolve_encoder_preset(cfg)
     try:
         OmegaConf.to_container(cfg, resolve=True)  # every ${...} resolves, or one line naming its key
-        check_values(cfg)
-        check_group_keys(cfg)
+        validate(cfg)  # every key known, typed and in range (config_schema.py)
     except OmegaConfBaseException as e:  # e.g. an interpolation that cannot resolve
         key = getattr(e, "full_key", None)
         raise ConfigError(

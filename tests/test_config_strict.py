@@ -31,6 +31,10 @@ BAD = [
     (["algo=dart", "algo.noise_kind=pink"], "algo.noise_kind"),
     (["algo.betas=[0.9]"], "algo.betas: expected two numbers"),
     (["seed=-1"], "seed"),
+    (["eval.workers=-1"], "eval.workers: expected auto or an int >= 0, found int -1"),
+    (["eval.action_noise=20"], "eval.action_noise: expected a number >= 0"),
+    (["policy.normalizer=zscore"], "policy.normalizer: expected one of minmax | gaussian"),
+    (["algo=gail", "algo.rounds=0"], "algo.rounds: expected a positive int"),
 ]
 
 

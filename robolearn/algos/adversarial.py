@@ -385,3 +385,31 @@ def _raw_step(env: FlatEnv, a: np.ndarray):
     obs, _, term, trunc, info = env.env.step(env.center + env.half * a)
     env._obs = env.flat(obs)
     return env._obs, 0.0, bool(term or info.get("is_success", False)), bool(trunc), info
+
+
+def main(overrides: list[str], default_algo: str = "gail") -> int:
+    """``robolearn gail | airl [key=value ...]``: compose, refuse a finished or differently-set run
+    directory, run, print the success before (the BC start) and after."""
+    from pathlib import Path
+
+    from robolearn.config import compose, refuse_changed_settings
+
+    overrides = list(overrides)
+    if not any(o.startswith("algo=") for o in overrides):
+        overrides = [f"algo={default_algo}", *overrides]
+    cfg = compose(overrides)
+    if str(cfg.algo.name) not in ("gail", "airl"):
+        raise ConfigError(f"algo={cfg.algo._name}: expected an adversarial algo config (gail | airl)")
+    run_dir = Path(cfg.run_dir or f"runs/{cfg.task._name}_{cfg.algo.name}_s{cfg.seed}")
+    refuse_changed_settings(cfg, run_dir, False, None)
+    if (run_dir / "learner.zip").exists():
+        raise ConfigError(f"{run_dir}: holds a finished {cfg.algo.name} run (learner.zip); choose a new run_dir")
+    out = run_adversarial(cfg, run_dir)
+    out["env"].close()
+    first, last = out["history"][0], out["history"][-1]
+    print(
+        f"{cfg.algo.name} on {cfg.task.name}: success {first['success_rate']:.2f} (BC start) -> "
+        f"{last['success_rate']:.2f} after {last['env_steps']} env steps, {last['expert_labels']} expert labels; "
+        f"history: {run_dir / 'history.json'}"
+    )
+    return 0

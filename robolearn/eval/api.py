@@ -77,13 +77,17 @@ def executor_configs(ckpt: Path, names: str | None, exec_overrides: dict[str, An
     """The executor configs to evaluate: ``names`` (comma-separated ``configs/exec`` files), or
     the run's own executor, or receding horizon; each with the overrides on top."""
     from robolearn.config import load_group
+    from robolearn.config_check import validate_section
 
     if names is None and (trained := run_executor(ckpt)) is not None:
-        return [{**trained, **exec_overrides}]
-    out = []
-    for name in (names or "receding").split(","):
-        cfg = {k: v for k, v in dict(load_group("exec", name.strip())).items() if k != "_name"}
-        out.append({**cfg, **exec_overrides})
+        out = [{**trained, **exec_overrides}]
+    else:
+        out = []
+        for name in (names or "receding").split(","):
+            cfg = {k: v for k, v in dict(load_group("exec", name.strip())).items() if k != "_name"}
+            out.append({**cfg, **exec_overrides})
+    for cfg in out:
+        validate_section("exec", cfg)  # the schema compose checks `exec` with: unknown keys, types
     return out
 
 
@@ -102,9 +106,26 @@ def check_counts(**counts: tuple[int, int]) -> None:
             raise ConfigError(f"--{flag.replace('_', '-')}: expected an integer >= {minimum}, found {value}")
 
 
+def _head_name(ckpt: Path) -> str | None:
+    import json
+
+    try:
+        return str(json.loads((ckpt / "config.json").read_text())["policy"]["head"]["name"])
+    except Exception:
+        return None  # no readable checkpoint config: ChunkPolicy.load says what is wrong with it
+
+
 def load_policy(ckpt: Path, head: dict[str, Any] | None = None):
+    from robolearn.config_check import validate_section
     from robolearn.policy import ChunkPolicy
     from robolearn.train.trainer import pick_device
+
+    name = _head_name(ckpt) if head else None
+    if name:  # the types of the head's typed signature, as compose checks policy.head (names: at load)
+        from robolearn.config_schema import schema_of_head
+
+        fields, _ = schema_of_head(name)
+        validate_section("policy.head", {"name": name, **{k: v for k, v in head.items() if k in fields}})
 
     return ChunkPolicy.load(ckpt, device=pick_device("auto"), head_overrides=head or None)
 

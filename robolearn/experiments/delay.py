@@ -35,27 +35,15 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from robolearn.atomic import atomic_path, write_json, write_text
+from robolearn.atomic import write_json
 from robolearn.config import refuse_changed_settings, save_config, to_dict
 from robolearn.errors import ConfigError
 from robolearn.eval.metrics import summarize, wilson_interval
 from robolearn.experiments.cells import collect_data, train_cell
+from robolearn.experiments.report import default_s, write_delay_results
 from robolearn.experiments.spec import cell_cfg, load_experiment, plan, trained_by
 
 HORIZONS = ("min", "all")
-FIELDS = [
-    "task",
-    "variant",
-    "executor",
-    "noise",
-    "delay",
-    "delay_ms",
-    "s",
-    "seeds",
-    "episodes",
-    "successes",
-    "success_rate",
-]
 
 
 def check_sweep(exp: DictConfig) -> dict[str, Any]:
@@ -110,11 +98,6 @@ def exec_at(cfg: dict[str, Any], d: int, s: int | None = None) -> tuple[dict[str
     return out, (s if key else None)
 
 
-def _default_s(d: int, s: int | None) -> bool:
-    """Whether s is the default execution horizon max(d, 1) at delay d (None: no horizon)."""
-    return s is None or s == max(d, 1)
-
-
 def horizons_at(cfg: dict[str, Any], d: int, horizon: int, which: str) -> list[int | None]:
     """The execution horizons one executor runs at delay d: max(d, 1) (``min``), or every s from
     max(d, 1) to H - d (``all``); [None] for an executor without one."""
@@ -146,7 +129,7 @@ def check_windows(exp: DictConfig, sweep: dict[str, Any], tasks: list[str]) -> N
                 try:
                     build_executor(exec_at(sweep["executors"][label], d, s)[0], shape, 1)
                 except ConfigError as e:
-                    at = f"delay {d}" + ("" if _default_s(d, s) else f", s = {s}")
+                    at = f"delay {d}" + ("" if default_s(d, s) else f", s = {s}")
                     raise ConfigError(
                         f"{exp._path}: sweep.executors.{label} at {at} ({task}, {variant}): {e}"
                     ) from None
@@ -170,7 +153,7 @@ def _cell_file(
     out: Path, variant: str, task: str, seed: int, noise: float, label: str, d: int, s: int | None = None
 ) -> Path:
     """A cell at the default horizon s = max(d, 1) keeps its name whatever ``horizons`` says."""
-    tail = "" if _default_s(d, s) else f"_s{s}"
+    tail = "" if default_s(d, s) else f"_s{s}"
     return out / "cells" / task / variant / f"s{seed}" / f"{label}_n{noise:g}_d{d}{tail}.json"
 
 
@@ -232,7 +215,7 @@ def run_delay_experiment(
                 _cell_file(out, variant, task, seed, noise, label, d, s_at),
             )
     rows = results(exp, sweep, out)
-    write_results(rows, out, str(exp._name))
+    write_delay_results(rows, out, str(exp._name))
     return rows
 
 
@@ -280,171 +263,3 @@ def step_ms(exp: DictConfig, task: str) -> float | None:
 
     fps = make_task_from(cell_cfg(exp, next(iter(exp.variants)), task, int(exp.seeds[0]), None)).spec.extra.get("fps")
     return 1000.0 / float(fps) if fps else None
-
-
-def write_results(rows: list[dict], out: Path, title: str) -> None:
-    import csv
-
-    fields = [*FIELDS, "success_lo", "success_hi", "mean_max_score"]
-    with atomic_path(out / "results.csv") as tmp, open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields)
-        w.writeheader()
-        w.writerows(rows)
-    text = markdown(rows)
-    swept = any(not _at_min(r) for r in rows)
-    if swept:
-        text += "\n\n## Success against the execution horizon s\n\n" + markdown_horizons(rows)
-    write_text(out / "results.md", f"# {title}\n\n{text}\n")
-    write_json(rows, out / "results.json")
-    if rows:
-        plot(rows, out / "delay.png", title)
-    if swept:
-        plot_horizons(rows, out / "horizons.png", title)
-
-
-def _at_min(row: dict) -> bool:
-    """A row at the default execution horizon s = max(d, 1) (or of an executor without one)."""
-    return _default_s(row["delay"], row["s"])
-
-
-def _ci(r: dict) -> str:
-    return f"{r['success_rate']:.2f} [{r['success_lo']:.2f}, {r['success_hi']:.2f}]"
-
-
-def markdown_horizons(rows: list[dict]) -> str:
-    """Success [95% CI] per (task, noise, variant, executor, delay) row, one column per s."""
-    rows = [r for r in rows if r["s"] is not None]
-    horizons = sorted({r["s"] for r in rows})
-    by = {(r["task"], r["noise"], r["variant"], r["executor"], r["delay"], r["s"]): r for r in rows}
-    lines = [
-        "| task | noise | head | executor | d | " + " | ".join(f"s = {s}" for s in horizons) + " |",
-        "|---|---|---|---|---|" + "---|" * len(horizons),
-    ]
-    for key in dict.fromkeys((r["task"], r["noise"], r["variant"], r["executor"], r["delay"]) for r in rows):
-        cells = [_ci(by[(*key, s)]) if (*key, s) in by else "" for s in horizons]
-        lines.append(f"| {key[0]} | {key[1]:g} | {key[2]} | {key[3]} | {key[4]} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def markdown(rows: list[dict]) -> str:
-    """Success [95% CI] per (task, noise, variant, executor) row, one column per delay, at the
-    default execution horizon s = max(d, 1)."""
-    rows = [r for r in rows if _at_min(r)]
-    delays = sorted({r["delay"] for r in rows})
-    by = {(r["task"], r["noise"], r["variant"], r["executor"], r["delay"]): r for r in rows}
-    lines = [
-        "| task | noise | head | executor | " + " | ".join(f"d = {d}" for d in delays) + " |",
-        "|---|---|---|---|" + "---|" * len(delays),
-    ]
-    for key in dict.fromkeys((r["task"], r["noise"], r["variant"], r["executor"]) for r in rows):
-        cells = []
-        for d in delays:
-            r = by.get((*key, d))
-            cells.append(_ci(r) if r else "")
-        lines.append(f"| {key[0]} | {key[1]:g} | {key[2]} | {key[3]} | " + " | ".join(cells) + " |")
-    n = sorted({r["episodes"] for r in rows})
-    lines.append(f"\nEpisodes per cell (seeds pooled): {', '.join(map(str, n))}; execution horizon s = max(d, 1).")
-    per = {r["task"]: r["delay_ms"] / r["delay"] for r in rows if r["delay"] and r.get("delay_ms") is not None}
-    if per:
-        lines.append("One step of delay: " + ", ".join(f"{t} {v:g} ms" for t, v in per.items()) + ".")
-    return "\n".join(lines)
-
-
-def _styles(rows: list[dict]):
-    """One colour per executor and one line style per head, so that a dozen series stay apart."""
-    import matplotlib.pyplot as plt
-
-    executors = list(dict.fromkeys(r["executor"] for r in rows))
-    variants = list(dict.fromkeys(r["variant"] for r in rows))
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    styles = ["-", "--", ":", "-."]
-
-    def style(variant: str, executor: str) -> dict:
-        return {
-            "color": colours[executors.index(executor) % len(colours)],
-            "linestyle": styles[variants.index(variant) % len(styles)],
-        }
-
-    return style
-
-
-def _errorbars(ax, pts: list[dict], x: str, label: str, style: dict) -> None:
-    err = [
-        [r["success_rate"] - r["success_lo"] for r in pts],
-        [r["success_hi"] - r["success_rate"] for r in pts],
-    ]
-    ax.errorbar(
-        [r[x] for r in pts],
-        [r["success_rate"] for r in pts],
-        yerr=err,
-        marker="o",
-        ms=3,
-        capsize=2,
-        label=label,
-        **style,
-    )
-
-
-def _finish(fig, axes, path: Path, title: str) -> None:
-    legend = {}
-    for ax in axes:
-        for handle, label in zip(*ax.get_legend_handles_labels()):
-            legend.setdefault(label, handle)
-    fig.legend(list(legend.values()), list(legend), fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    fig.suptitle(title)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-
-
-def plot_horizons(rows: list[dict], path: Path, title: str) -> None:
-    """Success against the execution horizon s: one panel per (task, noise) and delay."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [r for r in rows if r["s"] is not None]
-    style = _styles(rows)
-    panels = list(dict.fromkeys((r["task"], r["noise"]) for r in rows))
-    delays = sorted({r["delay"] for r in rows})
-    fig, axes = plt.subplots(len(panels), len(delays), figsize=(3.6 * len(delays), 3.0 * len(panels)), squeeze=False)
-    for (task, noise), line in zip(panels, axes):
-        for d, ax in zip(delays, line):
-            mine = [r for r in rows if r["task"] == task and r["noise"] == noise and r["delay"] == d]
-            for key in dict.fromkeys((r["variant"], r["executor"]) for r in mine):
-                pts = sorted((r for r in mine if (r["variant"], r["executor"]) == key), key=lambda r: r["s"])
-                _errorbars(ax, pts, "s", f"{key[0]} / {key[1]}", style(*key))
-            ax.set_title(f"{task}, noise {noise:g}, d = {d}", fontsize=9)
-            ax.set_xlabel("execution horizon s")
-            ax.set_ylabel("success (95% CI)")
-            ax.set_ylim(-0.02, 1.02)
-            ax.grid(alpha=0.3)
-    _finish(fig, list(axes.flat), path, title)
-    plt.close(fig)
-
-
-def plot(rows: list[dict], path: Path, title: str) -> None:
-    """Success against delay at the default execution horizon: one panel per (task, noise)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [r for r in rows if _at_min(r)]
-    style = _styles(rows)
-    panels = list(dict.fromkeys((r["task"], r["noise"]) for r in rows))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.8), squeeze=False)
-    for ax, (task, noise) in zip(axes[0], panels):
-        mine = [r for r in rows if r["task"] == task and r["noise"] == noise]
-        for key in dict.fromkeys((r["variant"], r["executor"]) for r in mine):
-            pts = sorted((r for r in mine if (r["variant"], r["executor"]) == key), key=lambda r: r["delay"])
-            _errorbars(ax, pts, "delay", f"{key[0]} / {key[1]}", style(*key))
-        ax.set_title(f"{task}, execution noise {noise:g}")
-        step = next((r["delay_ms"] / r["delay"] for r in mine if r["delay"] and r.get("delay_ms") is not None), None)
-        ax.set_xlabel("inference delay d (env steps" + (f"; {step:g} ms each)" if step else ")"))
-        ax.set_ylabel("success (95% CI)")
-        ax.set_ylim(-0.02, 1.02)
-        ax.grid(alpha=0.3)
-    _finish(fig, list(axes[0]), path, title)
-    plt.close(fig)

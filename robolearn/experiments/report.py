@@ -232,3 +232,208 @@ def write_results(rows: list[dict], out: Path, exp: DictConfig) -> None:
     (suite_plot if exp.get("suite") is not None else plot)(agg, out / "results.png", str(exp._name))
     write_text(out / "results.md", f"# {exp._name}\n\n{table}\n")
     write_json(agg, out / "results.json")
+
+
+# ------------------------------------------------ delay experiments (experiments/delay.py, robolearn delay)
+
+DELAY_FIELDS = [  # one row of a delay experiment's results
+    "task",
+    "variant",
+    "executor",
+    "noise",
+    "delay",
+    "delay_ms",
+    "s",
+    "seeds",
+    "episodes",
+    "successes",
+    "success_rate",
+]
+
+
+def default_s(d: int, s: int | None) -> bool:
+    """Whether s is the default execution horizon max(d, 1) at delay d (None: no horizon)."""
+    return s is None or s == max(d, 1)
+
+
+def write_delay_results(rows: list[dict], out: Path, title: str) -> None:
+    import csv
+
+    fields = [*DELAY_FIELDS, "success_lo", "success_hi", "mean_max_score"]
+    with atomic_path(out / "results.csv") as tmp, open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+    text = delay_markdown(rows)
+    swept = any(not _at_min(r) for r in rows)
+    if swept:
+        text += "\n\n## Success against the execution horizon s\n\n" + delay_horizons_markdown(rows)
+    write_text(out / "results.md", f"# {title}\n\n{text}\n")
+    write_json(rows, out / "results.json")
+    if rows:
+        delay_plot(rows, out / "delay.png", title)
+    if swept:
+        delay_horizons_plot(rows, out / "horizons.png", title)
+
+
+def _at_min(row: dict) -> bool:
+    """A row at the default execution horizon s = max(d, 1) (or of an executor without one)."""
+    return default_s(row["delay"], row["s"])
+
+
+def _ci(r: dict) -> str:
+    return f"{r['success_rate']:.2f} [{r['success_lo']:.2f}, {r['success_hi']:.2f}]"
+
+
+def delay_horizons_markdown(rows: list[dict]) -> str:
+    """Success [95% CI] per (task, noise, variant, executor, delay) row, one column per s."""
+    rows = [r for r in rows if r["s"] is not None]
+    horizons = sorted({r["s"] for r in rows})
+    by = {(r["task"], r["noise"], r["variant"], r["executor"], r["delay"], r["s"]): r for r in rows}
+    lines = [
+        "| task | noise | head | executor | d | " + " | ".join(f"s = {s}" for s in horizons) + " |",
+        "|---|---|---|---|---|" + "---|" * len(horizons),
+    ]
+    for key in dict.fromkeys((r["task"], r["noise"], r["variant"], r["executor"], r["delay"]) for r in rows):
+        cells = [_ci(by[(*key, s)]) if (*key, s) in by else "" for s in horizons]
+        lines.append(f"| {key[0]} | {key[1]:g} | {key[2]} | {key[3]} | {key[4]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def delay_markdown(rows: list[dict]) -> str:
+    """Success [95% CI] per (task, noise, variant, executor) row, one column per delay, at the
+    default execution horizon s = max(d, 1)."""
+    rows = [r for r in rows if _at_min(r)]
+    delays = sorted({r["delay"] for r in rows})
+    by = {(r["task"], r["noise"], r["variant"], r["executor"], r["delay"]): r for r in rows}
+    lines = [
+        "| task | noise | head | executor | " + " | ".join(f"d = {d}" for d in delays) + " |",
+        "|---|---|---|---|" + "---|" * len(delays),
+    ]
+    for key in dict.fromkeys((r["task"], r["noise"], r["variant"], r["executor"]) for r in rows):
+        cells = []
+        for d in delays:
+            r = by.get((*key, d))
+            cells.append(_ci(r) if r else "")
+        lines.append(f"| {key[0]} | {key[1]:g} | {key[2]} | {key[3]} | " + " | ".join(cells) + " |")
+    n = sorted({r["episodes"] for r in rows})
+    lines.append(f"\nEpisodes per cell (seeds pooled): {', '.join(map(str, n))}; execution horizon s = max(d, 1).")
+    per = {r["task"]: r["delay_ms"] / r["delay"] for r in rows if r["delay"] and r.get("delay_ms") is not None}
+    if per:
+        lines.append("One step of delay: " + ", ".join(f"{t} {v:g} ms" for t, v in per.items()) + ".")
+    return "\n".join(lines)
+
+
+def _delay_styles(rows: list[dict]):
+    """One colour per executor and one line style per head, so that a dozen series stay apart."""
+    import matplotlib.pyplot as plt
+
+    executors = list(dict.fromkeys(r["executor"] for r in rows))
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    styles = ["-", "--", ":", "-."]
+
+    def style(variant: str, executor: str) -> dict:
+        return {
+            "color": colours[executors.index(executor) % len(colours)],
+            "linestyle": styles[variants.index(variant) % len(styles)],
+        }
+
+    return style
+
+
+def _errorbars(ax, pts: list[dict], x: str, label: str, style: dict) -> None:
+    err = [
+        [r["success_rate"] - r["success_lo"] for r in pts],
+        [r["success_hi"] - r["success_rate"] for r in pts],
+    ]
+    ax.errorbar(
+        [r[x] for r in pts],
+        [r["success_rate"] for r in pts],
+        yerr=err,
+        marker="o",
+        ms=3,
+        capsize=2,
+        label=label,
+        **style,
+    )
+
+
+def _finish(fig, axes, path: Path, title: str) -> None:
+    legend = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    fig.legend(list(legend.values()), list(legend), fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+
+
+def delay_horizons_plot(rows: list[dict], path: Path, title: str) -> None:
+    """Success against the execution horizon s: one panel per (task, noise) and delay."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in rows if r["s"] is not None]
+    style = _delay_styles(rows)
+    panels = list(dict.fromkeys((r["task"], r["noise"]) for r in rows))
+    delays = sorted({r["delay"] for r in rows})
+    fig, axes = plt.subplots(len(panels), len(delays), figsize=(3.6 * len(delays), 3.0 * len(panels)), squeeze=False)
+    for (task, noise), line in zip(panels, axes):
+        for d, ax in zip(delays, line):
+            mine = [r for r in rows if r["task"] == task and r["noise"] == noise and r["delay"] == d]
+            for key in dict.fromkeys((r["variant"], r["executor"]) for r in mine):
+                pts = sorted((r for r in mine if (r["variant"], r["executor"]) == key), key=lambda r: r["s"])
+                _errorbars(ax, pts, "s", f"{key[0]} / {key[1]}", style(*key))
+            ax.set_title(f"{task}, noise {noise:g}, d = {d}", fontsize=9)
+            ax.set_xlabel("execution horizon s")
+            ax.set_ylabel("success (95% CI)")
+            ax.set_ylim(-0.02, 1.02)
+            ax.grid(alpha=0.3)
+    _finish(fig, list(axes.flat), path, title)
+    plt.close(fig)
+
+
+def delay_plot(rows: list[dict], path: Path, title: str) -> None:
+    """Success against delay at the default execution horizon: one panel per (task, noise)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in rows if _at_min(r)]
+    style = _delay_styles(rows)
+    panels = list(dict.fromkeys((r["task"], r["noise"]) for r in rows))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.8), squeeze=False)
+    for ax, (task, noise) in zip(axes[0], panels):
+        mine = [r for r in rows if r["task"] == task and r["noise"] == noise]
+        for key in dict.fromkeys((r["variant"], r["executor"]) for r in mine):
+            pts = sorted((r for r in mine if (r["variant"], r["executor"]) == key), key=lambda r: r["delay"])
+            _errorbars(ax, pts, "delay", f"{key[0]} / {key[1]}", style(*key))
+        ax.set_title(f"{task}, execution noise {noise:g}")
+        step = next((r["delay_ms"] / r["delay"] for r in mine if r["delay"] and r.get("delay_ms") is not None), None)
+        ax.set_xlabel("inference delay d (env steps" + (f"; {step:g} ms each)" if step else ")"))
+        ax.set_ylabel("success (95% CI)")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+    _finish(fig, list(axes[0]), path, title)
+    plt.close(fig)
+
+
+def sweep_markdown(rows: list[dict]) -> str:
+    """One checkpoint's executors against delay (``robolearn eval --delays``), one row per pair."""
+    lines = [
+        f"| {'executor':<24} | delay | success | 95% CI       | max score | jerk   | boundary jump |",
+        f"|{'-' * 26}|-------|---------|--------------|-----------|--------|---------------|",
+    ]
+    for r in rows:
+        lo, hi = r["success_ci95"]
+        lines.append(
+            f"| {r['executor'][:24]:<24} | {r['delay']:>5} | {r['success_rate']:>7.2f} | [{lo:.2f}, {hi:.2f}] |"
+            f" {r['mean_max_score']:>9.3f} | {r['mean_abs_jerk']:.4f} | {r['boundary_jump']:>13.4f} |"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,214 @@
+"""Do the tests catch wrong implementations? Each entry below is a one-line change to robolearn that a
+plausible bug would make, and the test that must fail for it. The tool copies the checkout to a
+temporary folder, applies one mutation at a time there (never in the checkout itself, so runs in
+progress keep their code), runs the named tests against the copy, and reports caught / missed.
+
+    python tools/mutants.py                 # every mutant (about 10 minutes on 2 cores)
+    python tools/mutants.py --only ema lock # some, by name
+    python tools/mutants.py --list
+
+Exit status 1 if a mutant survives (a test that should have caught it passed) or if a mutation no
+longer applies (the line it changes moved: update the entry).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# name: (file, line as it is, line as the bug would make it, tests that must fail, what the bug is)
+MUTANTS: dict[str, tuple[str, str, str, list[str], str]] = {
+    "wilson": (
+        "robolearn/eval/metrics.py",
+        "    lo, hi = wilson_interval(succ, n)",
+        "    lo, hi = wilson_interval(succ, n + 1)",
+        ["tests/test_train_eval.py::test_evaluation_writes_metrics"],
+        "the summary's interval not computed from the episodes written",
+    ),
+    "ema": (
+        "robolearn/train/trainer.py",
+        "        pe.lerp_(pm.detach(), 1.0 - decay)",
+        "        pe.lerp_(pm.detach(), decay)",
+        ["tests/test_training_parts.py::test_ema_update_is_the_exponential_average"],
+        "EMA weights the new parameters by decay instead of 1 - decay",
+    ),
+    "cosine": (
+        "robolearn/train/trainer.py",
+        "        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))",
+        "        return 1.0",
+        ["tests/test_training_parts.py::test_learning_rate_warms_up_linearly_then_follows_a_cosine_to_zero"],
+        "no cosine decay after warm-up",
+    ),
+    "grad_clip": (
+        "robolearn/train/trainer.py",
+        "        gnorm = torch.nn.utils.clip_grad_norm_(policy.parameters(), float(algo.grad_clip))",
+        '        gnorm = torch.nn.utils.clip_grad_norm_(policy.parameters(), float("inf"))',
+        ["tests/test_training_parts.py::test_training_logs_the_unclipped_norm_and_clips"],
+        "algo.grad_clip ignored",
+    ),
+    "atomic": (
+        "robolearn/atomic.py",
+        '    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")',
+        "    tmp = path",
+        ["tests/test_training_parts.py::test_atomic_write_keeps_the_old_file_when_the_writer_fails"],
+        "writing in place: a failed writer leaves a half-written file",
+    ),
+    "lock": (
+        "robolearn/locks.py",
+        "                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino",
+        "                same = True",
+        ["tests/test_training_parts.py::test_lock_retries_when_its_file_was_replaced_between_open_and_lock"],
+        "a lock taken on a file another process already replaced (two writers)",
+    ),
+    "frozen_prefix": (
+        "robolearn/heads/flow.py",
+        "            x = torch.where((w >= FROZEN)[..., None], prefix, x)",
+        "            x = torch.where((w > 0)[..., None], prefix, x)",
+        ["tests/test_heads.py::test_soft_prefix_weights_do_what_each_head_family_declares"],
+        "every step with a soft weight copied from the prefix (free steps never react)",
+    ),
+    "rtc_guidance": (
+        "robolearn/nets/denoiser.py",
+        "        err = (prefix - est.detach()) * w[..., None]",
+        "        err = prefix - est.detach()",
+        ["tests/test_heads.py::test_rtc_guidance_is_the_vector_jacobian_product_of_a_linear_estimate"],
+        "RTC guidance without the soft mask",
+    ),
+    "lipschitz": (
+        "robolearn/dynamics.py",
+        "            loss = loss + penalty * torch.relu(jac - lipschitz).pow(2).mean()",
+        "            loss = loss",
+        ["tests/test_dynamics.py::test_the_penalty_bounds_the_jacobian_where_the_data_is_steep"],
+        "the dynamics model's Lipschitz penalty dropped",
+    ),
+    "bid_batch": (
+        "robolearn/execution/bid.py",
+        "        return out.reshape(b, n, self.H, self.A)",
+        "        return out.reshape(n, b, self.H, self.A).transpose(1, 0, 2, 3)",
+        ["tests/test_execution.py::test_bid_with_a_real_flow_policy_runs_batched_and_seeded"],
+        "BID's candidates regrouped env-minor: env i judged on env j's chunks",
+    ),
+    "variant_sampling": (
+        "robolearn/experiments/cells.py",
+        "    policy = ChunkPolicy.load(ckpt, device=pick_device(str(cfg.device)), head_overrides=sample)",
+        "    policy = ChunkPolicy.load(ckpt, device=pick_device(str(cfg.device)))",
+        ["tests/test_ablate.py::test_tiny_grid_end_to_end_then_skips_finished_cells"],
+        "an ablation variant's sampling options never reach the evaluated policy",
+    ),
+    "ddp_windows": (
+        "robolearn/train/trainer.py",
+        "        rng = np.random.default_rng(int(cfg.seed) if dist.world == 1 else [int(cfg.seed), dist.rank])",
+        "        rng = np.random.default_rng(int(cfg.seed))",
+        ["tests/test_distributed.py::test_two_rank_run_writes_once_and_reloads_in_a_fresh_process"],
+        "every rank draws the same windows (the global batch is one rank's batch twice)",
+    ),
+    "schema_algo": (
+        "robolearn/config_schema.py",
+        '    "bc": BCSchema,',
+        '    "bc": DAggerSchema,',
+        ["tests/test_config_schema.py::test_each_algorithm_has_its_own_keys"],
+        "one merged algorithm schema: BC accepts DAgger's options that nothing reads",
+    ),
+    "schema_head": (
+        "robolearn/config_check.py",
+        '    if path == "policy.head":',
+        '    if path == "policy.head" and False:',
+        ["tests/test_config_schema.py::test_component_options_are_checked_on_compose"],
+        "head options unchecked until the model is built",
+    ),
+    "schema_range": (
+        "robolearn/config_schema.py",
+        'PosInt = Annotated[int, Rule(lambda v: v >= 1, "a positive int")]',
+        'PosInt = Annotated[int, Rule(lambda v: v >= 0, "a positive int")]',
+        ["tests/test_config_strict.py"],
+        "a range off by one (steps=0 accepted)",
+    ),
+}
+
+
+def copy_checkout(dest: Path) -> None:
+    skip = {".venv", ".git", "runs", "data", "__pycache__", ".pytest_cache", ".ruff_cache", "outputs"}
+    shutil.copytree(ROOT, dest, symlinks=True, ignore=lambda d, names: [n for n in names if n in skip])
+
+
+def pytest(tmp: Path, tests: list[str], timeout: int) -> tuple[int, str]:
+    """Run ``tests`` against the copy (its robolearn first on the path, subprocesses included)."""
+    env = {**os.environ, "PYTHONPATH": str(tmp), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    try:
+        r = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests],
+            cwd=tmp,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return -1, "timeout"
+    return r.returncode, (r.stdout.strip().splitlines() or [""])[-1]
+
+
+def run_one(name: str, tmp: Path, timeout: int) -> tuple[str, float, str]:
+    file, old, new, tests, _ = MUTANTS[name]
+    path = tmp / file
+    text = path.read_text()
+    if text.count(old + "\n") != 1:
+        return "stale", 0.0, f"{file}: the line to mutate is not there exactly once: {old.strip()!r}"
+    path.write_text(text.replace(old + "\n", new + "\n"))
+    t0 = time.perf_counter()
+    try:
+        rc, tail = pytest(tmp, tests, timeout)
+    finally:
+        path.write_text(text)
+    status = {1: "caught", 0: "missed", -1: "timeout"}.get(rc, f"error rc={rc}")
+    return status, time.perf_counter() - t0, tail
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--only", nargs="*", default=None, help="mutant names (default: all)")
+    ap.add_argument("--list", action="store_true")
+    ap.add_argument("--timeout", type=int, default=900, help="seconds per mutant")
+    a = ap.parse_args()
+    if a.list:
+        for n, (f, _, _, tests, why) in MUTANTS.items():
+            print(f"{n:18} {f:34} {why}  [{', '.join(tests)}]")
+        return 0
+    names = a.only or list(MUTANTS)
+    unknown = [n for n in names if n not in MUTANTS]
+    if unknown:
+        print(f"--only: unknown mutant(s) {unknown}; choose from {list(MUTANTS)}", file=sys.stderr)
+        return 2
+    bad = 0
+    with tempfile.TemporaryDirectory(prefix="robolearn-mutants-") as d:
+        tmp = Path(d) / "checkout"
+        copy_checkout(tmp)
+        tests = list(dict.fromkeys(t for n in names for t in MUTANTS[n][3]))
+        rc, tail = pytest(tmp, tests, a.timeout * len(names))  # unmutated, the same tests must pass
+        if rc != 0:
+            print(f"the unmutated copy fails its tests ({tail}): nothing to conclude", file=sys.stderr)
+            return 2
+        print(f"unmutated copy: {tail}")
+        print("| mutant | file | the bug | test | result | s |")
+        print("|---|---|---|---|---|---|")
+        for n in names:
+            status, secs, tail = run_one(n, tmp, a.timeout)
+            file, _, _, tests, why = MUTANTS[n]
+            bad += status != "caught"
+            shown = ", ".join(t.split("::")[-1] for t in tests)
+            print(f"| {n} | {file} | {why} | {shown} | {status} | {secs:.0f} |", flush=True)
+            if status != "caught" and tail:
+                print(f"  ({tail})", flush=True)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
