@@ -155,6 +155,80 @@ def test_an_adversarial_variant_is_a_cell_like_the_others(tmp_path):
     assert _mtimes(out) == before
 
 
+CHANCE = """
+name: chance
+seeds: [0]
+train: []
+eval: {episodes: 4, n_envs: 2}
+tasks:
+  catch: {overrides: [task=catch], collect: {episodes: 2}}
+variants:
+  uniform: {train: [algo=chance, algo.low=-1.0]}
+"""
+
+
+def test_a_new_experiment_kind_is_a_schema_and_one_cell_function(tmp_path, monkeypatch):
+    """The extension seam: a chance baseline (uniform random actions) as a new kind of cell, written
+    here in 25 lines (its schema, its algo YAML, its cell function); the runner plans, evaluates,
+    tabulates and resumes it like every other cell, and its option is checked by its schema."""
+    from dataclasses import dataclass
+
+    import numpy as np
+
+    from robolearn.atomic import write_json
+    from robolearn.config import add_config_dir
+    from robolearn.config_files import _EXTRA_DIRS
+    from robolearn.config_schema import ALGOS, Name
+    from robolearn.eval.metrics import summarize
+    from robolearn.eval.rollout import rollout
+    from robolearn.experiments import cells
+    from robolearn.train.trainer import make_task_from
+
+    monkeypatch.setattr(cells, "CELL_KINDS", dict(cells.CELL_KINDS))
+    monkeypatch.setattr("robolearn.config_schema.ALGOS", dict(ALGOS))
+    monkeypatch.setattr("robolearn.config_files._EXTRA_DIRS", list(_EXTRA_DIRS))
+    (tmp_path / "algo").mkdir()
+    (tmp_path / "algo" / "chance.yaml").write_text("name: chance\nlow: -1.0\n")
+    add_config_dir(tmp_path)
+    calls = []
+
+    @dataclass
+    class ChanceSchema:
+        name: Name
+        low: float
+
+    class Uniform:
+        def __init__(self, n, a, low):
+            self.rng, self.n, self.a, self.low = np.random.default_rng(0), n, a, low
+
+        def reset(self):
+            pass
+
+        def act(self, obs):
+            return self.rng.uniform(self.low, 1.0, (self.n, self.a))
+
+    @cells.register_cell("chance", has_head=False, schema=ChanceSchema)
+    def chance_cell(exp, variant, cfg, train_dir, cell_dir, progress):
+        calls.append(variant)
+        task = make_task_from(cfg)
+        a = len(task.spec.action_low)
+        recs = rollout(lambda n, w: Uniform(n, a, float(cfg.algo.low)), task, int(cfg.eval.episodes),
+                       int(cfg.eval.n_envs), int(cfg.eval.seed_start), 1, progress=False)  # fmt: skip
+        write_json({"summary": summarize(recs), "episodes": recs}, cell_dir / "metrics.json")
+        return summarize(recs)
+
+    out = tmp_path / "out"
+    (row,) = run_experiment(_write(tmp_path, CHANCE), out=out, progress=False)
+    m = json.loads((out / "cells/uniform/catch/s0/metrics.json").read_text())
+    assert calls == ["uniform"] and [e["seed"] for e in m["episodes"]] == [100000, 100001, 100002, 100003]
+    assert row["nfe"] is None and row["episodes"] == 4 and row["success_rate"] == m["summary"]["success_rate"]
+    assert "uniform" in (out / "results.md").read_text()
+    run_experiment(_write(tmp_path, CHANCE), out=out, progress=False)
+    assert calls == ["uniform"]  # finished: never re-run
+    with pytest.raises(ConfigError, match="algo.low: expected a number"):  # its schema checks its option
+        run_experiment(_write(tmp_path, CHANCE.replace("algo.low=-1.0", "algo.low=abc")), out=tmp_path / "o2")
+
+
 def test_unknown_seed_or_task_is_refused_before_any_work(tmp_path):
     exp = _write(tmp_path)
     with pytest.raises(ConfigError, match="--seeds"):

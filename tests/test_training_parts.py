@@ -97,7 +97,18 @@ def test_gradient_clipping_bounds_the_update_of_plain_sgd():
     assert float(reported) == pytest.approx(float(before)) and float(after) == pytest.approx(1.0, rel=1e-5)
 
 
-def test_training_logs_the_unclipped_norm_and_clips(reach, tmp_path):
+def test_training_logs_the_unclipped_norm_and_clips(reach, tmp_path, monkeypatch):
+    """The optimizer steps on gradients of norm at most algo.grad_clip (seen by wrapping AdamW.step);
+    the log keeps the norm before clipping."""
+    stepped = []
+    adamw_step = torch.optim.AdamW.step
+
+    def recording_step(self, *args, **kwargs):
+        grads = [p.grad for g in self.param_groups for p in g["params"] if p.grad is not None]
+        stepped.append(float(torch.sqrt(sum((g.float() ** 2).sum() for g in grads))))
+        return adamw_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", recording_step)
     cfg = compose(
         [
             "task=fetch_reach",
@@ -111,6 +122,7 @@ def test_training_logs_the_unclipped_norm_and_clips(reach, tmp_path):
     train(cfg, tmp_path / "run", progress=False)
     hist = json.loads((tmp_path / "run" / "train_history.json").read_text())
     assert all(h["grad_norm"] > 1e-3 for h in hist)  # the norm before clipping, far above the clip
+    assert len(stepped) == 2 and all(n <= 1e-6 * 1.001 for n in stepped), stepped  # what AdamW was given
 
 
 def test_atomic_write_keeps_the_old_file_when_the_writer_fails(tmp_path, monkeypatch):

@@ -93,7 +93,7 @@ MUTANTS: dict[str, tuple[str, str, str, list[str], str]] = {
         "robolearn/execution/bid.py",
         "        return out.reshape(b, n, self.H, self.A)",
         "        return out.reshape(n, b, self.H, self.A).transpose(1, 0, 2, 3)",
-        ["tests/test_execution.py::test_bid_with_a_real_flow_policy_runs_batched_and_seeded"],
+        ["tests/test_execution.py::test_bid_keeps_the_candidate_nearest_the_previous_plan"],
         "BID's candidates regrouped env-minor: env i judged on env j's chunks",
     ),
     "variant_sampling": (
@@ -107,7 +107,7 @@ MUTANTS: dict[str, tuple[str, str, str, list[str], str]] = {
         "robolearn/train/trainer.py",
         "        rng = np.random.default_rng(int(cfg.seed) if dist.world == 1 else [int(cfg.seed), dist.rank])",
         "        rng = np.random.default_rng(int(cfg.seed))",
-        ["tests/test_distributed.py::test_two_rank_run_writes_once_and_reloads_in_a_fresh_process"],
+        ["tests/test_distributed.py::test_one_ddp_step_is_the_average_of_the_ranks_gradients_on_their_own_windows"],
         "every rank draws the same windows (the global batch is one rank's batch twice)",
     ),
     "schema_algo": (
@@ -130,6 +130,41 @@ MUTANTS: dict[str, tuple[str, str, str, list[str], str]] = {
         'PosInt = Annotated[int, Rule(lambda v: v >= 0, "a positive int")]',
         ["tests/test_config_strict.py"],
         "a range off by one (steps=0 accepted)",
+    ),
+    "head_overrides": (
+        "robolearn/policy.py",
+        '            meta["policy"] = {**meta["policy"], "head": {**meta["policy"]["head"], **dict(head_overrides)}}',
+        "            pass",
+        ["tests/test_cli_usability.py::test_head_sampling_options_and_step_limit_on_eval"],
+        "eval's head.KEY=VALUE options checked, echoed, and never given to the loaded head",
+    ),
+    "nfe": (
+        "robolearn/heads/base.py",
+        "        return int(cls.option(options, cls.nfe_option)) if cls.nfe_option else 1",
+        "        return int(cls.option(options, cls.nfe_option)) if cls.nfe_option else 2",
+        ["tests/test_head_contract.py::test_network_evaluations_is_what_sampling_costs"],
+        "the declared network passes per chunk (the cost tables' NFE) not what sampling costs",
+    ),
+    "audit": (
+        "robolearn/algos/corrective/trust.py",
+        "    err = np.sqrt(np.mean(np.square((reached - states[t + 1]) / scale), axis=-1))",
+        "    err = np.sqrt(np.mean(np.square((reached - states[t]) / scale), axis=-1))",
+        ["tests/test_corrective.py::test_audit_executes_labels_in_the_true_system"],
+        "the audit of corrective labels compares where they lead with the current state, not the next",
+    ),
+    "cell_kind": (
+        "robolearn/experiments/cells.py",
+        "    return CELL_KINDS.get(str(cfg.algo.name), CellKind(policy_cell))",
+        "    return CellKind(policy_cell)",
+        ["tests/test_ablate.py::test_a_new_experiment_kind_is_a_schema_and_one_cell_function"],
+        "the runner ignores registered cell kinds (every cell trained as a ChunkPolicy)",
+    ),
+    "error_key": (
+        "robolearn/config_check.py",
+        "        key = prefix + k",
+        "        key = k",
+        ["tests/test_fault_corpus.py::test_train_with_bad_options"],
+        "a config error names the leaf (steps) instead of the key (algo.steps)",
     ),
 }
 

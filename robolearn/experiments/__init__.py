@@ -6,8 +6,9 @@ delay sweep over them (``robolearn delay``).
 - ``report.py``: pooling over seeds, Wilson intervals, CSV / Markdown tables, plots;
 - ``delay.py``: the delay experiment's cells (executors x delays x horizons) on the same runner.
 
-A new experiment kind is a spec (its file's keys, checked in ``spec.py``) and a cell function in
-``cells.py``; planning, resuming, sharding and the results files come with the runner.
+A new experiment kind is a spec (its file's keys, checked in ``spec.py``) and a cell function
+registered for its ``algo.name`` (``@register_cell``, as the adversarial cell is); planning,
+resuming, sharding and the results files come with the runner.
 
 
 The grid answers Pan et al. (2025, "Much Ado About Noising"): when a generative head beats
@@ -35,7 +36,7 @@ the demos, and waits for every cell before writing the results. No process group
 cells are independent runs.
 """
 
-from robolearn.experiments.cells import finished_rows, run_experiment, train_cell
+from robolearn.experiments.cells import CELL_KINDS, finished_rows, register_cell, run_experiment, train_cell
 from robolearn.experiments.report import aggregate, markdown_table, results_table, suite_markdown, write_results
 from robolearn.experiments.spec import cell_cfg, load_experiment, plan, trained_by
 
@@ -50,6 +51,8 @@ __all__ = [
     "run_experiment",
     "suite_markdown",
     "train_cell",
+    "CELL_KINDS",
+    "register_cell",
     "trained_by",
     "write_results",
 ]

@@ -1,12 +1,18 @@
 """One cell runner for every experiment kind: collect the task's demonstrations, train the cell's
 model (behaviour cloning, interactive rounds, or an adversarial learner), evaluate it, never redo a
-finished cell, and split the cells over ranks (torchrun's RANK / WORLD_SIZE, no process group)."""
+finished cell, and split the cells over ranks (torchrun's RANK / WORLD_SIZE, no process group).
+
+What a cell does is its kind's function, picked by the cell's ``algo.name`` (``@register_cell``):
+``policy_cell`` (train a ChunkPolicy by BC or interactive rounds, then evaluate it) unless another
+kind registered the name. A new kind of experiment is a spec (its YAML) and one cell function."""
 
 from __future__ import annotations
 
 import shutil
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -79,10 +85,51 @@ def train_cell(cfg: DictConfig, run_dir: Path, progress: bool) -> tuple[Path, fl
     return ckpt, time.time() - t0
 
 
-ADVERSARIAL = ("gail", "airl")  # cells whose learner is a stable-baselines3 policy, not a ChunkPolicy
+@dataclass(frozen=True)
+class CellKind:
+    """``run(exp, variant, cfg, train_dir, cell_dir, progress)`` trains (or finds trained) the cell's
+    model in ``train_dir``, evaluates it and writes ``cell_dir/metrics.json``; returns its summary.
+    ``has_head``: its model is a ChunkPolicy (the table's network-evaluations column)."""
+
+    run: Callable[..., dict]
+    has_head: bool = True
 
 
-def adversarial_cell(cfg: DictConfig, train_dir: Path, cell_dir: Path, progress: bool) -> dict:
+CELL_KINDS: dict[str, CellKind] = {}  # algo.name -> its kind; every other name: policy_cell
+
+
+def register_cell(*algo_names: str, has_head: bool = True, schema: type | None = None):
+    """Cells whose ``algo.name`` is one of ``algo_names`` run the decorated function; ``schema``: the
+    typed schema (a dataclass, ``config_schema.py``) of a new algorithm's options, if it brings one."""
+
+    def deco(fn):
+        from robolearn.config_schema import ALGOS
+
+        for name in algo_names:
+            CELL_KINDS[name] = CellKind(fn, has_head)
+            if schema is not None:
+                ALGOS[name] = schema
+        return fn
+
+    return deco
+
+
+def cell_kind(cfg: DictConfig) -> CellKind:
+    return CELL_KINDS.get(str(cfg.algo.name), CellKind(policy_cell))
+
+
+def policy_cell(
+    exp: DictConfig, variant: str, cfg: DictConfig, train_dir: Path, cell_dir: Path, progress: bool
+) -> dict:
+    """Behaviour cloning or interactive rounds (``train_cell``), then the checkpoint evaluated."""
+    ckpt, _ = train_cell(cfg, train_dir, progress)
+    return _eval_cell(exp, variant, cfg, ckpt, cell_dir, progress)
+
+
+@register_cell("gail", "airl", has_head=False)  # the learner is a stable-baselines3 policy
+def adversarial_cell(
+    exp: DictConfig, variant: str, cfg: DictConfig, train_dir: Path, cell_dir: Path, progress: bool
+) -> dict:
     """A GAIL / AIRL cell: its rounds (skipped when ``learner.zip`` exists), then the learner's
     deterministic policy through the same rollout loop, seeds and metrics file as every cell."""
     from robolearn.algos.adversarial import load_learner, run_adversarial
@@ -183,8 +230,8 @@ def run_experiment(
     nfe: dict[tuple[str, str], int | None] = {}
     for v in exp.variants:
         for t in exp.tasks:
-            if str(cell_cfg(exp, v, t, 0, None).algo.name) in ADVERSARIAL:
-                nfe[(v, t)] = None  # a PPO learner's Gaussian mean: no head
+            if not cell_kind(cell_cfg(exp, v, t, 0, None)).has_head:
+                nfe[(v, t)] = None  # e.g. a PPO learner's Gaussian mean: no head
                 continue
             head = {
                 **to_dict(cell_cfg(exp, v, t, 0, None).policy)["head"],
@@ -200,11 +247,7 @@ def run_experiment(
             continue
         cfg = cell_cfg(exp, variant, task, seed, data[task])
         train_dir = out / "train" / trained_by(exp, variant) / task / f"s{seed}"
-        if str(cfg.algo.name) in ADVERSARIAL:
-            adversarial_cell(cfg, train_dir, cell_dir, progress)
-        else:
-            ckpt, _ = train_cell(cfg, train_dir, progress)
-            _eval_cell(exp, variant, cfg, ckpt, cell_dir, progress)
+        cell_kind(cfg).run(exp, variant, cfg, train_dir, cell_dir, progress)
         write_results(finished_rows(exp, out, nfe), out, exp)
     if world > 1 and rank == 0:  # the results files cover the whole selection once every rank is done
         _wait_for(
