@@ -201,7 +201,9 @@ def _delay_sweep(a) -> int:
     except ValueError:
         raise ConfigError(f"--delays: expected comma-separated integers, got {a.delays!r}") from None
     api.check_counts(episodes=(a.episodes, 1), n_envs=(a.n_envs, 1), seed_start=(a.seed_start, 0))
-    rows, out = api.delay_sweep(
+    from robolearn.experiments.sweep import delay_sweep
+
+    rows, out = delay_sweep(
         a.checkpoint,
         delays,
         exec=a.exec,

@@ -464,8 +464,8 @@ def test_delay_sweep_rows_smoothness_and_plot(tmp_path):
     pytest.importorskip("mujoco")
     from robolearn.data.normalizer import Normalizer
     from robolearn.envs import make_task
-    from robolearn.eval.delay_sweep import sweep
     from robolearn.eval.rollout import rollout
+    from robolearn.experiments.sweep import sweep
     from robolearn.policy import ChunkPolicy
 
     torch.manual_seed(0)

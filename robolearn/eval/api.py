@@ -194,39 +194,3 @@ def evaluate_checkpoint(
     if m is not None:
         m["metrics_file"] = str(Path(where) / "metrics.json")
     return m
-
-
-def delay_sweep(
-    run_or_ckpt: str | Path,
-    delays: list[int],
-    exec: str | None = None,
-    overrides: list[str] | tuple[str, ...] = (),
-    episodes: int = 50,
-    n_envs: int = 10,
-    seed_start: int = 100_000,
-    out: str | Path | None = None,
-    action_noise: float = 0.0,
-    max_steps: int | None = None,
-) -> tuple[list[dict[str, Any]], Path]:
-    """Every executor of ``exec`` (comma-separated) at every delay: rows, and where the table and
-    plot were written."""
-    from robolearn.eval.delay_sweep import sweep
-
-    ckpt = resolve_checkpoint(run_or_ckpt)
-    head, exec_overrides = split_overrides(overrides)
-    execs = executor_configs(ckpt, exec, exec_overrides)
-    policy = load_policy(ckpt, head)
-    task = checkpoint_task(policy, max_steps)
-    where = out_dir(Path(out) if out else ckpt.parent.parent / "eval" / "delay_sweep")
-    rows = sweep(
-        policy,
-        task,
-        execs,
-        delays,
-        n_episodes=episodes,
-        n_envs=n_envs,
-        seed_start=seed_start,
-        out_dir=where,
-        action_noise=action_noise,
-    )
-    return rows, where

@@ -437,3 +437,47 @@ def sweep_markdown(rows: list[dict]) -> str:
             f" {r['mean_max_score']:>9.3f} | {r['mean_abs_jerk']:.4f} | {r['boundary_jump']:>13.4f} |"
         )
     return "\n".join(lines)
+
+
+def sweep_plot(rows: list[dict], path: str | Path) -> None:
+    """Success (with 95% Wilson interval), mean |jerk| and boundary jump against delay; plus the
+    mean max score when the task has a graded score (Push-T coverage) rather than 0/1."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    graded = any(abs(r["mean_max_score"] - r["success_rate"]) > 1e-9 for r in rows)
+    panels = (
+        [("success", "success rate (95% CI)")]
+        + ([("score", "mean max score")] if graded else [])
+        + [("mean_abs_jerk", "mean |jerk| of actions"), ("boundary_jump", "jump at chunk switches")]
+    )
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.8))
+    labels = list(dict.fromkeys(r["executor"] for r in rows))
+    styles = ["-", "--", ":", "-."]  # identical executors (receding vs naive_async) stay visible
+    for j, label in enumerate(labels):
+        rs = sorted((r for r in rows if r["executor"] == label), key=lambda r: r["delay"])
+        d = np.array([r["delay"] for r in rs], dtype=float)
+        p = np.array([r["success_rate"] for r in rs])
+        ci = np.array([r["success_ci95"] for r in rs])
+        kw = dict(marker="os^Dv"[j % 5], linestyle=styles[j % 4], label=label)
+        dx = (j - (len(labels) - 1) / 2) * 0.05  # side by side, so the intervals do not hide each other
+        axes[0].errorbar(d + dx, p, yerr=[p - ci[:, 0], ci[:, 1] - p], capsize=3, **kw)
+        for ax, (key, _) in zip(axes[1:], panels[1:]):
+            ax.plot(d, [r["mean_max_score" if key == "score" else key] for r in rs], **kw)
+    delays = sorted({r["delay"] for r in rows})
+    for ax, (_, title) in zip(axes, panels):
+        ax.set_xticks(delays)
+        ax.set_xlabel("inference delay (env steps)")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylim(-0.02, 1.02)
+    if graded:
+        axes[1].set_ylim(-0.02, 1.02)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
+    plt.close(fig)

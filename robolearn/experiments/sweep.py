@@ -1,4 +1,5 @@
-"""Success and smoothness as inference delay grows, one line per executor.
+"""One checkpoint's executors against inference delay (``robolearn eval --delays``): success and
+smoothness, one line per executor.
 
 The question behind real-time chunking: when the policy is slow compared with the control
 rate, how much success and smoothness does each way of executing chunks lose? Every
@@ -11,12 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from robolearn.atomic import atomic_path, write_json
+from robolearn.atomic import write_json
 from robolearn.eval.metrics import summarize
 from robolearn.eval.rollout import rollout, wave_generator
 from robolearn.execution import build_executor
+from robolearn.experiments.report import sweep_plot
 
 
 def _label(cfg: dict[str, Any]) -> str:
@@ -82,49 +82,48 @@ def sweep(
             },
             out_dir / "delay_sweep.json",
         )
-        plot_sweep(rows, out_dir / "delay_sweep.png")
+        sweep_plot(rows, out_dir / "delay_sweep.png")
     return rows
 
 
-def plot_sweep(rows: list[dict[str, Any]], path: str | Path) -> None:
-    """Success (with 95% Wilson interval), mean |jerk| and boundary jump against delay; plus the
-    mean max score when the task has a graded score (Push-T coverage) rather than 0/1."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    graded = any(abs(r["mean_max_score"] - r["success_rate"]) > 1e-9 for r in rows)
-    panels = (
-        [("success", "success rate (95% CI)")]
-        + ([("score", "mean max score")] if graded else [])
-        + [("mean_abs_jerk", "mean |jerk| of actions"), ("boundary_jump", "jump at chunk switches")]
+def delay_sweep(
+    run_or_ckpt: str | Path,
+    delays: list[int],
+    exec: str | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    episodes: int = 50,
+    n_envs: int = 10,
+    seed_start: int = 100_000,
+    out: str | Path | None = None,
+    action_noise: float = 0.0,
+    max_steps: int | None = None,
+) -> tuple[list[dict[str, Any]], Path]:
+    """Every executor of ``exec`` (comma-separated) at every delay for a run or checkpoint, as
+    ``robolearn eval --delays`` does: rows, and where the table and plot were written."""
+    from robolearn.eval.api import (
+        checkpoint_task,
+        executor_configs,
+        load_policy,
+        out_dir,
+        resolve_checkpoint,
+        split_overrides,
     )
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.8))
-    labels = list(dict.fromkeys(r["executor"] for r in rows))
-    styles = ["-", "--", ":", "-."]  # identical executors (receding vs naive_async) stay visible
-    for j, label in enumerate(labels):
-        rs = sorted((r for r in rows if r["executor"] == label), key=lambda r: r["delay"])
-        d = np.array([r["delay"] for r in rs], dtype=float)
-        p = np.array([r["success_rate"] for r in rs])
-        ci = np.array([r["success_ci95"] for r in rs])
-        kw = dict(marker="os^Dv"[j % 5], linestyle=styles[j % 4], label=label)
-        dx = (j - (len(labels) - 1) / 2) * 0.05  # side by side, so the intervals do not hide each other
-        axes[0].errorbar(d + dx, p, yerr=[p - ci[:, 0], ci[:, 1] - p], capsize=3, **kw)
-        for ax, (key, _) in zip(axes[1:], panels[1:]):
-            ax.plot(d, [r["mean_max_score" if key == "score" else key] for r in rs], **kw)
-    delays = sorted({r["delay"] for r in rows})
-    for ax, (_, title) in zip(axes, panels):
-        ax.set_xticks(delays)
-        ax.set_xlabel("inference delay (env steps)")
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-    axes[0].set_ylim(-0.02, 1.02)
-    if graded:
-        axes[1].set_ylim(-0.02, 1.02)
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120)
-    plt.close(fig)
+
+    ckpt = resolve_checkpoint(run_or_ckpt)
+    head, exec_overrides = split_overrides(overrides)
+    execs = executor_configs(ckpt, exec, exec_overrides)
+    policy = load_policy(ckpt, head)
+    task = checkpoint_task(policy, max_steps)
+    where = out_dir(Path(out) if out else ckpt.parent.parent / "eval" / "delay_sweep")
+    rows = sweep(
+        policy,
+        task,
+        execs,
+        delays,
+        n_episodes=episodes,
+        n_envs=n_envs,
+        seed_start=seed_start,
+        out_dir=where,
+        action_noise=action_noise,
+    )
+    return rows, where
