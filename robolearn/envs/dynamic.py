@@ -268,6 +268,14 @@ class CartPoleTask(DynamicTask):
     fps = 50
     ANGLE_LIMIT, TRACK = 0.4, 1.5
 
+    def __init__(self, obs: str = "state", image_size: int = 96, render_size: int = 256, max_steps: int = 200):
+        """``max_steps``: the episode's horizon T in control steps (success = balanced for all T); the
+        horizon axis of regret-against-T experiments."""
+        if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+            raise ConfigError(f"task {self.name}: max_steps must be an int >= 1, got {max_steps!r}")
+        self.max_steps = max_steps
+        super().__init__(obs, image_size, render_size)
+
     def init_episode(self, model, data, rng):
         data.qpos[:] = [rng.uniform(-0.3, 0.3), rng.uniform(-0.15, 0.15)]
         data.qvel[:] = [rng.uniform(-0.3, 0.3), rng.uniform(-0.4, 0.4)]
