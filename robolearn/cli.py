@@ -109,6 +109,15 @@ def cmd_train(a) -> int:
 
     check_counts(eval_episodes=(a.eval_episodes, 0))
     cfg = compose(a.overrides)
+    if str(cfg.algo.name) in ("gail", "airl", "expert"):
+        from robolearn.errors import ConfigError
+
+        how = (
+            "evaluate it as a cell of `robolearn ablate`"
+            if cfg.algo.name == "expert"
+            else f"run `robolearn {cfg.algo.name}`"
+        )
+        raise ConfigError(f"algo={cfg.algo._name}: `robolearn train` runs behavior cloning (algo=bc); {how}")
     if "rounds" in cfg.algo:
         from robolearn.errors import ConfigError
 

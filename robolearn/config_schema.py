@@ -181,6 +181,11 @@ class AdversarialSchema:
     lr: PosNum
 
 
+@dataclass
+class ExpertSchema:
+    name: Name  # expert: the task's scripted expert evaluated as an experiment cell (nothing trained)
+
+
 ALGOS: dict[str, type] = {
     "bc": BCSchema,
     "dagger": DAggerSchema,
@@ -188,6 +193,7 @@ ALGOS: dict[str, type] = {
     "hg_dagger": HGDAggerSchema,
     "gail": AdversarialSchema,
     "airl": AdversarialSchema,
+    "expert": ExpertSchema,
 }
 
 

@@ -287,3 +287,41 @@ def test_shipped_experiments_compose(name):
             cfg = cell_cfg(exp, v, t, 0, None)
             head = {**to_dict(cfg.policy.head), **to_dict(exp.variants[v].get("sample") or {})}
             build_head(head.pop("name"), 8, int(cfg.policy.horizon), 2, **head)  # raises on a bad option
+
+
+REGRET = """
+name: regret
+seeds: [0]
+train: [policy=regression, eval.action_noise=0.3]
+eval: {episodes: 4, n_envs: 2}
+tasks:
+  T20: {overrides: [task=cartpole, task.kwargs.max_steps=20], collect: {episodes: 1}}
+  T40: {overrides: [task=cartpole, task.kwargs.max_steps=40], collect: {episodes: 1}}
+variants:
+  expert: {train: [algo=expert]}
+  bc: {train: [algo.steps=20, algo.batch_size=16, algo.log_every=10, algo.val_every=20, algo.ckpt_every=20,
+               device=cpu, algo.warmup_steps=2]}
+"""
+
+
+def test_expert_cells_give_the_reference_of_a_regret_table(tmp_path):
+    """`algo=expert` cells run the scripted expert on the experiment's seeds with its execution noise;
+    tools/regret_horizon.py turns expert and learner cells into regret against the horizon."""
+    out = tmp_path / "out"
+    rows = run_experiment(_write(tmp_path, REGRET), out=out, progress=False)
+    assert {(r["variant"], r["task"]) for r in rows} == {(v, t) for v in ("expert", "bc") for t in ("T20", "T40")}
+    m = json.loads((out / "cells/expert/T40/s0/metrics.json").read_text())
+    assert [e["seed"] for e in m["episodes"]] == [100000, 100001, 100002, 100003]
+    assert m["summary"]["checkpoint"] == "scripted expert" and m["summary"]["action_noise"] == 0.3
+    assert m["summary"]["max_steps"] == 40 and m["summary"]["success_rate"] == 1.0  # LQR balances 40 steps
+    bc = {r["task"]: r for r in rows if r["variant"] == "bc"}
+    r = subprocess.run(
+        [sys.executable, "tools/regret_horizon.py", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parents[1],
+    )
+    assert r.returncode == 0, r.stderr
+    assert "| expert J | 20.0 | 40.0 |" in r.stdout
+    want = f"| bc regret | {20 * (1 - bc['T20']['mean_max_score']):.1f} ± nan (1) |"
+    assert want in r.stdout, r.stdout

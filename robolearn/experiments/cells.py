@@ -144,16 +144,13 @@ def adversarial_cell(
     actor = load_learner(train_dir, task)
     try:
         recs = rollout(lambda n, w: actor, task, int(cfg.eval.episodes), int(cfg.eval.n_envs),
-                       int(cfg.eval.seed_start), 1, progress=progress)  # fmt: skip
+                       int(cfg.eval.seed_start), 1, progress=progress,
+                       action_noise=float(cfg.eval.action_noise))  # fmt: skip
     finally:
         actor.env.close()
     m = {**summarize(recs), "seed_start": int(cfg.eval.seed_start), "max_steps": int(task.spec.max_steps),
          "checkpoint": str(train_dir / "learner.zip"), "head": {}}  # fmt: skip
-    tmp = cell_dir.with_name(cell_dir.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    write_json({"summary": m, "episodes": recs}, tmp / "metrics.json")
-    shutil.rmtree(cell_dir, ignore_errors=True)
-    tmp.rename(cell_dir)
+    _write_cell(cell_dir, {"summary": m, "episodes": recs})
     return m
 
 
@@ -258,6 +255,55 @@ def run_experiment(
     write_results(rows, out, exp)
     mine = set(selected if world > 1 and rank == 0 else cells)
     return [r for r in rows if (r["variant"], r["task"], r["seed"]) in mine]
+
+
+@dataclass
+class ExpertSchema:
+    name: str  # expert: the task's scripted expert, evaluated (nothing is trained)
+
+
+@register_cell("expert", has_head=False, schema=ExpertSchema)
+def expert_cell(
+    exp: DictConfig, variant: str, cfg: DictConfig, train_dir: Path, cell_dir: Path, progress: bool
+) -> dict:
+    """The task's scripted expert on the experiment's evaluation seeds, with the evaluation's
+    execution noise (``eval.action_noise``, std in half action ranges): the reference J(expert) of a
+    regret table, measured by the same rollout loop and metrics as every learner."""
+    import numpy as np
+
+    from robolearn.algos.acting import ExpertActs, run_episode
+    from robolearn.algos.labelers import ScriptedLabeler
+    from robolearn.eval.metrics import summarize
+    from robolearn.train.trainer import make_task_from
+
+    task = make_task_from(cfg)
+    if task.expert() is None:
+        raise ConfigError(f"algo=expert: task {task.spec.name!r} has no scripted expert to evaluate")
+    half = (np.asarray(task.spec.action_high) - np.asarray(task.spec.action_low)) / 2
+    sigma = float(cfg.eval.action_noise)
+    strategy = ExpertActs(noise=np.diag(sigma * half) if sigma > 0 else None)
+    env, labeler, recs = task.make_env(), ScriptedLabeler(task, horizon=1), []
+    try:
+        for i in range(int(cfg.eval.episodes)):
+            seed = int(cfg.eval.seed_start) + i
+            _, st = run_episode(task, env, labeler, seed, strategy, np.random.default_rng([seed, 17]), False)
+            recs.append({"seed": seed, "success": bool(st["success"]), "max_score": float(st["max_score"]),
+                         "length": int(st["env_steps"])})  # fmt: skip
+    finally:
+        env.close()
+    m = {**summarize(recs), "seed_start": int(cfg.eval.seed_start), "max_steps": int(task.spec.max_steps),
+         "action_noise": sigma, "checkpoint": "scripted expert", "head": {}}  # fmt: skip
+    _write_cell(cell_dir, {"summary": m, "episodes": recs})
+    return m
+
+
+def _write_cell(cell_dir: Path, metrics: dict) -> None:
+    """``cell_dir/metrics.json`` appears complete or not at all."""
+    tmp = cell_dir.with_name(cell_dir.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    write_json(metrics, tmp / "metrics.json")
+    shutil.rmtree(cell_dir, ignore_errors=True)
+    tmp.rename(cell_dir)
 
 
 def finished_rows(exp: DictConfig, out: Path, nfe: dict[tuple[str, str], int | None]) -> list[dict]:
