@@ -96,6 +96,8 @@ def main() -> int:
             ax.plot(ref, base * (ref / ref[-1]) ** p, "k" + style, lw=0.8, label=f"~ T^{p}")
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.set_xticks(ts, [str(t) for t in ts])
+        ax.minorticks_off()
         ax.set_xlabel("horizon T (control steps)")
         ax.set_ylabel("regret J(expert) - J(learner)")
         ax.legend(fontsize=8)
