@@ -10,14 +10,15 @@ its schema has.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
-from typing import Any
+import types
+from typing import Any, Union, get_args, get_origin
 
 from omegaconf import DictConfig, OmegaConf
 
 from robolearn.config_schema import (
     ALGOS,
-    Open,
     PolicySchema,
     RunSchema,
     algo_schema,
@@ -29,8 +30,9 @@ from robolearn.config_schema import (
 )
 from robolearn.errors import ConfigError
 
-# Paths whose keys are checked by the component they configure, not here (the env, the encoder).
-OPEN_PATHS = ("policy.encoder", "task.kwargs")
+# Paths whose keys are checked by the component they configure, not here: the env's options, and
+# the encoder's per-key options (they depend on the task's observation keys).
+OPEN_PATHS = ("task.kwargs", "policy.encoder.keys")
 TOP_KEYS = tuple(dataclass_fields(RunSchema))
 
 
@@ -69,13 +71,36 @@ def _fields(path: str, node: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         return {"name": str, **fields}, extra
     if path == "task.policy_defaults":
         return dataclass_fields(PolicySchema), False
-    schema = dataclass_fields(RunSchema).get(path)
-    if isinstance(schema, type) and schema is not Open:
+    schema = _schema_at(path)
+    if schema is not None:
         return dataclass_fields(schema), False
     return {}, True
 
 
-NESTED = ("eval", "task", "policy", "algo", "exec", "policy.head", "task.policy_defaults")
+def _schema_at(path: str) -> type | None:
+    """The dataclass at a dotted path of RunSchema (``policy.encoder.rgb``), None for an open map."""
+    schema: Any = RunSchema
+    for part in path.split("."):
+        if not dataclasses.is_dataclass(schema):
+            return None
+        tp = dataclass_fields(schema).get(part)
+        args = [a for a in get_args(tp) if a is not type(None)] if get_origin(tp) in (Union, types.UnionType) else [tp]
+        schema = next((a for a in args if dataclasses.is_dataclass(a)), None)
+    return schema
+
+
+NESTED = (
+    "eval",
+    "task",
+    "policy",
+    "algo",
+    "exec",
+    "policy.head",
+    "task.policy_defaults",
+    "policy.encoder",
+    "policy.encoder.lowdim",
+    "policy.encoder.rgb",
+)
 
 
 def _origin(path: str, cfg: dict[str, Any]) -> str:

@@ -74,6 +74,34 @@ class EvalSchema:
 
 
 @dataclass
+class LowdimEncoderSchema:
+    hidden: list[int] | None  # MLP layers per low-dim key ([]: the raw values)
+    out_dim: PosInt | None
+
+
+@dataclass
+class RgbEncoderSchema:
+    backbone: Name  # a registered image trunk (encoders/image.py, @register_trunk)
+    width: PosInt
+    pool: Literal["spatial_softmax", "avg"]
+    num_keypoints: PosInt
+    feature_dim: PosInt
+    crop: float | int | list[int] | None  # a fraction, pixels or [h, w] (checked against the camera size)
+    color_jitter: float | Open
+    share_backbone: bool
+
+
+@dataclass
+class EncoderSchema:
+    lowdim: LowdimEncoderSchema | None
+    rgb: RgbEncoderSchema | None
+    keys: Open | None  # per observation key (they depend on the task): checked when the encoder is built
+    token_dim: PosInt
+    output: Literal["vector", "tokens", "both"]
+    preset: str | None  # resolved into the keys above when the config is composed
+
+
+@dataclass
 class PolicySchema:
     obs_horizon: PosInt  # To: observation frames the policy sees
     horizon: PosInt  # H: actions per chunk
@@ -82,7 +110,7 @@ class PolicySchema:
     aux_key: Annotated[str, Rule(lambda v: bool(v.strip()), "a dataset key name")] | None
     aux_weight: NonNegNum
     head: Open  # the head's constructor checks its options (schema_of_head: the typed signature)
-    encoder: Open  # encoders/multi.py checks its options when it builds
+    encoder: EncoderSchema
 
 
 @dataclass

@@ -55,6 +55,9 @@ def test_each_algorithm_has_its_own_keys():
         (["exec=ensemble", "exec.s=2"], ["unknown key 'exec.s'"]),  # ensemble has no execution horizon
         (["exec=rtc", "exec.s=2.5"], ["exec.s: expected an int (or null), found float 2.5"]),
         (["task.policy_defaults.horizn=3"], ["unknown key 'task.policy_defaults.horizn'", "horizon"]),
+        (["task=pusht_image", "policy.encoder.rgb.pool=max"], ["policy.encoder.rgb.pool: expected one of"]),
+        (["policy.encoder.rgb.widht=32"], ["unknown key 'policy.encoder.rgb.widht'", "policy.encoder.rgb.width"]),
+        (["policy.encoder.output=seq"], ["policy.encoder.output: expected one of vector | tokens | both"]),
     ],
 )
 def test_component_options_are_checked_on_compose(overrides, words):

@@ -131,6 +131,13 @@ MUTANTS: dict[str, tuple[str, str, str, list[str], str]] = {
         ["tests/test_config_strict.py"],
         "a range off by one (steps=0 accepted)",
     ),
+    "schema_encoder": (
+        "robolearn/config_check.py",
+        "    return schema",
+        "    return None",
+        ["tests/test_config_schema.py::test_component_options_are_checked_on_compose"],
+        "encoder options unchecked until the encoder is built (nested schemas not resolved)",
+    ),
     "head_overrides": (
         "robolearn/policy.py",
         '            meta["policy"] = {**meta["policy"], "head": {**meta["policy"]["head"], **dict(head_overrides)}}',
