@@ -138,6 +138,13 @@ MUTANTS: dict[str, tuple[str, str, str, list[str], str]] = {
         ["tests/test_config_schema.py::test_component_options_are_checked_on_compose"],
         "encoder options unchecked until the encoder is built (nested schemas not resolved)",
     ),
+    "route_sign": (
+        "robolearn/envs/dynamic.py",
+        '    return "left" if m < -min_offset else "right" if m > min_offset else "direct"',
+        '    return "right" if m < -min_offset else "left" if m > min_offset else "direct"',
+        ["tests/test_modality.py::test_routes_of_catch_episodes_are_read_off_the_approach"],
+        "catch's route classifier reads the waiting side mirrored",
+    ),
     "head_overrides": (
         "robolearn/policy.py",
         '            meta["policy"] = {**meta["policy"], "head": {**meta["policy"]["head"], **dict(head_overrides)}}',

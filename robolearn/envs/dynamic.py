@@ -491,6 +491,29 @@ class MultimodalInterceptExpert(EpisodeMode, InterceptExpert):
         return self.drive(env, x_goal, tc)
 
 
+def approach_offset(task: CatchTask, env: gym.Env, window: tuple[float, float] = (0.35, 0.75)) -> float | None:
+    """Catch: the paddle's x minus the predicted interception x while the time to contact is inside
+    ``window`` seconds (None outside it, or when no contact is predicted): where a policy waits just
+    before it closes in (the two-route expert holds 0.15 m out until 0.55 s and closes by 0.35 s).
+    The prediction is the intercept expert's, used here only as a measure."""
+    tc, x_hit = InterceptExpert.predict(InterceptExpert(task), env)
+    if not window[0] < tc < window[1]:
+        return None
+    _, paddle = task._pos(env.unwrapped.data)
+    return float(paddle[0] - x_hit)
+
+
+def classify_route(offsets: list[float | None], min_offset: float = 0.05) -> str:
+    """One episode's route from its approach offsets: ``left`` / ``right`` when the median offset is
+    beyond ``min_offset`` on that side (the two-route expert waits 0.15 m out), ``direct`` otherwise
+    (also when the episode had no approach phase)."""
+    xs = [o for o in offsets if o is not None]
+    if not xs:
+        return "direct"
+    m = float(np.median(xs))
+    return "left" if m < -min_offset else "right" if m > min_offset else "direct"
+
+
 # ---- staleness -------------------------------------------------------------------------------
 def delayed_expert_success(task, n: int, noise: float, d: int, seed0: int = 1000) -> float:
     """Success of ``task``'s expert over ``n`` seeded episodes when it acts on the simulator state
