@@ -150,3 +150,31 @@ def test_routes_of_catch_episodes_are_read_off_the_approach():
         env.close()
     assert right >= 80, right
     assert classify_route([None, None]) == "direct" and classify_route([-0.2, -0.1, 0.3]) == "left"
+
+
+def test_catch_routes_through_the_rollout_loop_follow_the_drawn_modes():
+    """catch_routes reads each episode of a rollout: an adapter that lets the two-route expert drive
+    (its modes forced per env slot) comes back with the routes it was given, in seed order."""
+    from robolearn.envs import make_task
+    from robolearn.eval.env_batch import EnvBatch
+    from robolearn.eval.modality import catch_routes
+
+    task = make_task("catch", wander=0.0, expert="multimodal")
+    envs = [task.make_env() for _ in range(3)]
+    expert, want = task.expert(), ["left", "right", "left"]
+
+    class Drive:  # an expert adapter with the rollout's interface: reset(), act(obs_history)
+        def reset(self):
+            for env, mode in zip(envs, want):
+                expert.reset(env)
+                expert.set_mode(env, mode)
+
+        def act(self, obs):
+            return np.stack([expert.act(env) for env in envs])
+
+    try:
+        got = catch_routes(task, lambda n, w: Drive(), 3, n_envs=3, seed_start=7, venv=EnvBatch(envs))
+    finally:
+        for env in envs:
+            env.close()
+    assert got == want
