@@ -21,6 +21,7 @@ from robolearn.config_schema import (
     ALGOS,
     PolicySchema,
     RunSchema,
+    _int,
     algo_schema,
     conforms,
     dataclass_fields,
@@ -34,10 +35,6 @@ from robolearn.errors import ConfigError
 # the encoder's per-key options (they depend on the task's observation keys).
 OPEN_PATHS = ("task.kwargs", "policy.encoder.keys")
 TOP_KEYS = tuple(dataclass_fields(RunSchema))
-
-
-def _int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def flat_keys(cfg: DictConfig, prefix: str = "") -> list[str]:
