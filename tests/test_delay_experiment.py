@@ -142,3 +142,71 @@ def test_horizons_all_runs_every_execution_horizon_and_keeps_the_default_cells(t
     r = _run([str(bad), "--out", str(tmp_path / "out2")], tmp_path)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "sweep.horizons" in r.stderr and "'some'" in r.stderr
+
+
+def test_paired_statistics_pair_by_unit_and_average_over_s(tmp_path):
+    """The RTC paper's headline with common random numbers: each executor's solve rate averaged over
+    its execution horizons s, and the difference to naive async paired by (training seed, evaluation
+    seed). Known answers: an executor identical to the baseline on every episode differs by exactly
+    0 with a zero-width interval (an unpaired bootstrap would give a wide one); one that adds 10
+    successes on 40 units differs by 0.25 with an interval above 0; a unit's value is its mean over s."""
+    import numpy as np
+
+    from robolearn.experiments import load_experiment
+    from robolearn.experiments.delay import _cell_file, check_sweep, paired_rows
+    from robolearn.experiments.report import paired_markdown
+
+    text = (
+        EXPERIMENT.format(delays="[1]")
+        .replace("seeds: [0]", "seeds: [0, 1]")
+        .replace("episodes: 4, n_envs: 2", "episodes: 20, n_envs: 10")
+        .replace("noise: [0.0, 0.1]", "noise: [0.0]\n  horizons: all")
+        .replace("policy.head.num_steps=2]", "policy.head.num_steps=2, policy.horizon=4, policy.n_action_steps=2]")
+    )
+    exp_file = tmp_path / "paired.yaml"
+    exp_file.write_text(text)
+    exp = load_experiment(exp_file)
+    sweep = check_sweep(exp)
+    out = tmp_path / "out"
+    rng = np.random.default_rng(0)
+    base = {sd: rng.random((3, 20)) < 0.5 for sd in (0, 1)}  # naive async: success per (s, episode)
+
+    def write(label, sd, s, success):
+        eps = [{"seed": 100000 + i, "success": bool(x)} for i, x in enumerate(success)]
+        f = _cell_file(out, "flow", "catch", sd, 0.0, label, 1, s)
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(json.dumps({"episodes": eps}))
+
+    for sd in (0, 1):
+        for i, s in enumerate((1, 2, 3)):
+            write("naive_async", sd, s, base[sd][i])
+            write("rtc", sd, s, base[sd][i])  # the same episodes: identical to the baseline
+            write("bid", sd, s, np.ones(20) if i == 0 else np.zeros(20))  # mean over s: 1/3 per unit
+    rows = {r["executor"]: r for r in paired_rows(exp, sweep, out) if r["variant"] == "flow"}
+    assert rows["naive_async"]["units"] == 40
+    assert np.isclose(rows["naive_async"]["solve_rate"], np.mean([base[0], base[1]]))
+    assert rows["rtc"]["diff"] == 0 and rows["rtc"]["diff_lo"] == 0 and rows["rtc"]["diff_hi"] == 0
+    assert np.isclose(rows["bid"]["solve_rate"], 1 / 3)
+
+    # 10 units where every s of the baseline failed now succeed at every s: +10/40 = 0.25
+    units_mean = {sd: base[sd].mean(0) for sd in (0, 1)}
+    lifted = [(sd, i) for sd in (0, 1) for i in range(20) if units_mean[sd][i] < 1][:10]
+    better = {sd: base[sd].copy() for sd in (0, 1)}
+    gain = 0.0
+    for sd, i in lifted:
+        gain += 1 - units_mean[sd][i]
+        better[sd][:, i] = True
+    for sd in (0, 1):
+        for i, s in enumerate((1, 2, 3)):
+            write("rtc", sd, s, better[sd][i])
+    rtc = next(r for r in paired_rows(exp, sweep, out) if (r["variant"], r["executor"]) == ("flow", "rtc"))
+    assert np.isclose(rtc["diff"], gain / 40) and rtc["diff_lo"] > 0
+    # the re-sampled variant (rtc only) is paired with its model's naive async cells
+    for sd in (0, 1):
+        for i, s in enumerate((1, 2, 3)):
+            f = _cell_file(out, "flow_given", "catch", sd, 0.0, "rtc", 1, s)
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_text(_cell_file(out, "flow", "catch", sd, 0.0, "naive_async", 1, s).read_text())
+    given = next(r for r in paired_rows(exp, sweep, out) if r["variant"] == "flow_given")
+    assert given["units"] == 40 and given["diff"] == 0
+    assert "| catch | 0 | flow | rtc |" in paired_markdown(paired_rows(exp, sweep, out))

@@ -67,25 +67,28 @@ def chunk_modality(policy, obs: dict[str, np.ndarray], n_samples: int = 32, seed
 
 def catch_routes(
     task, act_fn_factory, n_episodes: int, n_envs: int = 10, seed_start: int = 100_000, obs_horizon: int = 1,
-    action_noise: float = 0.0, venv=None,
-) -> list[str]:  # fmt: skip
-    """The route (``left`` / ``right`` / ``direct``, ``envs.dynamic.classify_route``) of each of
-    ``n_episodes`` catch episodes driven by ``act_fn_factory`` (as ``rollout`` takes it: an executor
-    around a policy, or an expert adapter), in seed order: how much of the two-route demonstrations'
-    distribution a policy covers. One ``rollout`` per wave, so every env slot holds one episode."""
+    action_noise: float = 0.0, noise_seed: int = 0, venv=None,
+) -> list[dict]:  # fmt: skip
+    """The episode records of ``n_episodes`` catch episodes driven by ``act_fn_factory`` (as
+    ``rollout`` takes it: an executor around a policy, or an expert adapter), in seed order, each
+    with its ``route`` (``left`` / ``right`` / ``direct``, ``envs.dynamic.classify_route``): how
+    much of the two-route demonstrations' distribution a policy covers, and whether the episodes it
+    covers succeed. The same waves, seeds and noise draws as ``rollout`` (and so as an evaluation
+    with the same ``n_envs``, ``seed_start`` and ``noise_seed``); one ``rollout`` call per wave, so
+    every env slot holds one episode while its offsets are read."""
     from robolearn.envs.dynamic import approach_offset, classify_route
     from robolearn.eval.rollout import rollout
 
-    routes: list[str] = []
-    for start in range(0, n_episodes, n_envs):
-        n = min(n_envs, n_episodes - start)
-        offsets: list[list[float | None]] = [[] for _ in range(n)]
+    records: list[dict] = []
+    for wave in range(-(-n_episodes // n_envs)):
+        offsets: list[list[float | None]] = [[] for _ in range(n_envs)]
 
         def on_step(batch, obs, actions, alive, offsets=offsets):
             for i in np.flatnonzero(alive):
                 offsets[i].append(approach_offset(task, batch.envs[i]))
 
-        rollout(act_fn_factory, task, n, n, seed_start + start, obs_horizon, progress=False, on_step=on_step,
-                action_noise=action_noise, venv=venv)  # fmt: skip
-        routes += [classify_route(o) for o in offsets]
-    return routes
+        recs = rollout(act_fn_factory, task, n_episodes, n_envs, seed_start, obs_horizon, progress=False,
+                       on_step=on_step, waves=[wave], action_noise=action_noise, noise_seed=noise_seed,
+                       venv=venv)  # fmt: skip
+        records += [{**r, "route": classify_route(o)} for r, o in zip(recs, offsets)]
+    return records

@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 
 from robolearn.atomic import write_json
 from robolearn.config import compose, refuse_changed_settings, save_config, to_dict
+from robolearn.config_schema import ExpertSchema
 from robolearn.errors import ConfigError
 from robolearn.experiments.report import write_results
 from robolearn.experiments.spec import cell_cfg, load_experiment, plan, trained_by
@@ -145,7 +146,7 @@ def adversarial_cell(
     try:
         recs = rollout(lambda n, w: actor, task, int(cfg.eval.episodes), int(cfg.eval.n_envs),
                        int(cfg.eval.seed_start), 1, progress=progress,
-                       action_noise=float(cfg.eval.action_noise))  # fmt: skip
+                       action_noise=float(cfg.eval.action_noise), noise_seed=int(cfg.seed))  # fmt: skip
     finally:
         actor.env.close()
     m = {**summarize(recs), "seed_start": int(cfg.eval.seed_start), "max_steps": int(task.spec.max_steps),
@@ -255,11 +256,6 @@ def run_experiment(
     write_results(rows, out, exp)
     mine = set(selected if world > 1 and rank == 0 else cells)
     return [r for r in rows if (r["variant"], r["task"], r["seed"]) in mine]
-
-
-@dataclass
-class ExpertSchema:
-    name: str  # expert: the task's scripted expert, evaluated (nothing is trained)
 
 
 @register_cell("expert", has_head=False, schema=ExpertSchema)

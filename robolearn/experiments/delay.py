@@ -215,7 +215,7 @@ def run_delay_experiment(
                 _cell_file(out, variant, task, seed, noise, label, d, s_at),
             )
     rows = results(exp, sweep, out)
-    write_delay_results(rows, out, str(exp._name))
+    write_delay_results(rows, out, str(exp._name), paired_rows(exp, sweep, out))
     return rows
 
 
@@ -263,3 +263,63 @@ def step_ms(exp: DictConfig, task: str) -> float | None:
 
     fps = make_task_from(cell_cfg(exp, next(iter(exp.variants)), task, int(exp.seeds[0]), None)).spec.extra.get("fps")
     return 1000.0 / float(fps) if fps else None
+
+
+BASELINE = "naive_async"
+
+
+def _unit_success(exp, sweep, out, task, variant, noise, label, d) -> dict[tuple[int, int], float]:
+    """(training seed, evaluation seed) -> success averaged over the executor's execution horizons
+    at delay d, for the training seeds whose cells at every such s are finished (the first
+    ``eval.episodes`` episodes of each)."""
+    n_eps = int(exp.eval.episodes)
+    horizons = [s for n, e, dd, s in _cells(exp, sweep, task, variant) if (n, e, dd) == (noise, label, d)]
+    units: dict[tuple[int, int], float] = {}
+    for sd in exp.seeds:
+        files = [_cell_file(out, variant, task, int(sd), noise, label, d, s) for s in horizons]
+        if not horizons or not all(f.exists() for f in files):
+            continue
+        per: dict[int, list[float]] = {}
+        for f in files:
+            for e in sorted(json.loads(f.read_text())["episodes"], key=lambda e: e["seed"])[:n_eps]:
+                per.setdefault(int(e["seed"]), []).append(float(e["success"]))
+        units.update({(int(sd), k): sum(v) / len(v) for k, v in per.items() if len(v) == len(horizons)})
+    return units
+
+
+def paired_rows(exp: DictConfig, sweep: dict[str, Any], out: Path, baseline: str = BASELINE,
+                n_boot: int = 4000) -> list[dict]:  # fmt: skip
+    """The RTC paper's headline with paired statistics: per (task, variant, noise, delay, executor),
+    the solve rate averaged over the execution horizons s (the paper's figure), and its difference
+    to ``baseline`` on the same units (training seed, evaluation seed): every executor sees the same
+    initial states and noise draws (common random numbers), so the difference is paired; its 95%
+    interval is a percentile bootstrap over units (seeded: the same files give the same interval).
+    A re-sampled variant (``from:``) without its own baseline cells is paired with its model's."""
+    import numpy as np
+
+    if baseline not in sweep["executors"]:
+        return []
+    rows = []
+    for task in exp.tasks:
+        for variant in exp.variants:
+            labels = dict.fromkeys(e for _, e, _, _ in _cells(exp, sweep, task, variant))
+            base_variant = variant if baseline in labels else trained_by(exp, variant)
+            for noise in sweep["noise"]:
+                for d in sweep["delays"]:
+                    base = _unit_success(exp, sweep, out, task, base_variant, noise, baseline, d)
+                    for label in labels:
+                        units = _unit_success(exp, sweep, out, task, variant, noise, label, d)
+                        common = sorted(set(units) & set(base))
+                        if not common:
+                            continue
+                        x = np.array([units[u] for u in common])
+                        diff = x - np.array([base[u] for u in common])
+                        rng = np.random.default_rng(12345)
+                        boot = diff[rng.integers(0, len(diff), (n_boot, len(diff)))].mean(1)
+                        lo, hi = np.percentile(boot, [2.5, 97.5])
+                        rows.append({
+                            "task": task, "variant": variant, "executor": label, "noise": noise, "delay": d,
+                            "units": len(common), "solve_rate": float(x.mean()), "baseline": baseline,
+                            "diff": float(diff.mean()), "diff_lo": float(lo), "diff_hi": float(hi),
+                        })  # fmt: skip
+    return rows

@@ -256,7 +256,7 @@ def default_s(d: int, s: int | None) -> bool:
     return s is None or s == max(d, 1)
 
 
-def write_delay_results(rows: list[dict], out: Path, title: str) -> None:
+def write_delay_results(rows: list[dict], out: Path, title: str, paired: list[dict] | None = None) -> None:
     import csv
 
     fields = [*DELAY_FIELDS, "success_lo", "success_hi", "mean_max_score"]
@@ -268,6 +268,11 @@ def write_delay_results(rows: list[dict], out: Path, title: str) -> None:
     swept = any(not _at_min(r) for r in rows)
     if swept:
         text += "\n\n## Success against the execution horizon s\n\n" + delay_horizons_markdown(rows)
+    if paired:
+        text += "\n\n## Solve rate averaged over s, paired against " + paired[0]["baseline"] + "\n\n"
+        text += paired_markdown(paired)
+        write_json(paired, out / "paired.json")
+        paired_plot(paired, out / "paired.png", title)
     write_text(out / "results.md", f"# {title}\n\n{text}\n")
     write_json(rows, out / "results.json")
     if rows:
@@ -480,4 +485,55 @@ def sweep_plot(rows: list[dict], path: str | Path) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+
+
+def paired_markdown(rows: list[dict]) -> str:
+    """Solve rate averaged over s per (task, noise, head, executor) and delay, with the paired
+    difference to the baseline executor and its 95% bootstrap interval."""
+    delays = sorted({r["delay"] for r in rows})
+    by = {(r["task"], r["noise"], r["variant"], r["executor"], r["delay"]): r for r in rows}
+    lines = [
+        "| task | noise | head | executor | " + " | ".join(f"d = {d}" for d in delays) + " |",
+        "|---|---|---|---|" + "---|" * len(delays),
+    ]
+    for key in dict.fromkeys((r["task"], r["noise"], r["variant"], r["executor"]) for r in rows):
+        cells = []
+        for d in delays:
+            r = by.get((*key, d))
+            if r is None:
+                cells.append("")
+            elif r["executor"] == r["baseline"]:
+                cells.append(f"{r['solve_rate']:.3f} ({r['units']})")
+            else:
+                cells.append(f"{r['solve_rate']:.3f} ({r['diff']:+.3f} [{r['diff_lo']:+.3f}, {r['diff_hi']:+.3f}])")
+        lines.append(f"| {key[0]} | {key[1]:g} | {key[2]} | {key[3]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + (
+        "\n\nEach cell: solve rate averaged over the execution horizons s run at that delay (the baseline's "
+        "row: with the number of paired units, training seed x evaluation seed), then the paired difference "
+        "to the baseline with its 95% bootstrap interval."
+    )
+
+
+def paired_plot(rows: list[dict], path: Path, title: str) -> None:
+    """Solve rate (averaged over s) against delay, one line per executor, one panel per (task,
+    noise, head): the RTC paper's figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = list(dict.fromkeys((r["task"], r["noise"], r["variant"]) for r in rows))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    for ax, (task, noise, variant) in zip(axes[0], panels):
+        mine = [r for r in rows if (r["task"], r["noise"], r["variant"]) == (task, noise, variant)]
+        for label in dict.fromkeys(r["executor"] for r in mine):
+            pts = sorted((r for r in mine if r["executor"] == label), key=lambda r: r["delay"])
+            ax.plot([r["delay"] for r in pts], [r["solve_rate"] for r in pts], "o-", ms=3, label=label)
+        ax.set(title=f"{task} {variant} noise {noise:g}", xlabel="delay d (steps)", ylabel="solve rate (mean over s)",
+               ylim=(0, 1.02))  # fmt: skip
+        ax.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
     plt.close(fig)
