@@ -68,6 +68,15 @@ def test_delay_experiment_end_to_end_and_resume(tmp_path):
     cell = json.loads((out / "cells/catch/flow/s0/rtc_n0.1_d2.json").read_text())
     assert cell["exec"]["delay"] == 2 and cell["exec"]["s"] == 2 and cell["noise"] == 0.1
     assert (out / "delay.png").stat().st_size > 5000 and "| catch |" in (out / "results.md").read_text()
+    # the multimodality diagnostic ran on each loaded model before its sweep, and is in the results
+    diag = json.loads((out / "diagnostic/catch/flow/s0.json").read_text())
+    assert diag["states"] == 64 and 0 <= diag["bimodal_share"] <= 1 and diag["sample_gap"] > 0
+    assert (out / "diagnostic/catch/flow_given/s0.json").exists()
+    md = (out / "results.md").read_text()
+    assert "Can these models show RTC's effect" in md and "paired against naive_async" in md
+    paired = json.loads((out / "paired.json").read_text())
+    na = [r for r in paired if r["executor"] == "naive_async"]
+    assert na and all(r["diff"] == 0 and r["units"] == 4 for r in na)  # paired with itself: exactly 0
     # a second run finds every cell and trains nothing
     stamp = (out / "cells/catch/flow/s0/bid_n0_d0.json").stat().st_mtime_ns
     again = _run([str(exp), "--out", str(out)], tmp_path)

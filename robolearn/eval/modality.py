@@ -65,6 +65,23 @@ def chunk_modality(policy, obs: dict[str, np.ndarray], n_samples: int = 32, seed
     }
 
 
+def demonstration_modality(
+    policy, data: str, obs_keys: list[str], action_key: str = "action", n_states: int = 64, n_samples: int = 32,
+    seed: int = 0,
+) -> dict[str, float]:  # fmt: skip
+    """``chunk_modality`` at ``n_states`` demonstration states drawn (seeded, without replacement)
+    from the dataset ``data``, each with the policy's own observation window."""
+    from robolearn.data.dataset import load_dataset, parse_obs_key
+    from robolearn.data.sampler import WindowSampler
+
+    buffer, arrays = load_dataset(data, obs_keys, action_key)
+    names = [parse_obs_key(k)[0] for k in obs_keys]
+    sampler = WindowSampler(arrays, buffer.episode_ends, names, action_key, policy.obs_horizon, policy.horizon)
+    rng = np.random.default_rng(seed)
+    idx = np.sort(rng.choice(len(sampler), size=min(n_states, len(sampler)), replace=False))
+    return chunk_modality(policy, sampler.sample(idx)["obs"], n_samples=n_samples, seed=seed)
+
+
 def catch_routes(
     task, act_fn_factory, n_episodes: int, n_envs: int = 10, seed_start: int = 100_000, obs_horizon: int = 1,
     action_noise: float = 0.0, noise_seed: int = 0, venv=None,

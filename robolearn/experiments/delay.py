@@ -192,6 +192,12 @@ def run_delay_experiment(
         ckpt, _ = train_cell(cfg, out / "train" / trained_by(exp, variant) / task / f"s{seed}", progress)
         sample = to_dict((exp.variants[variant] or {}).get("sample") or {})
         policy = ChunkPolicy.load(ckpt, device=pick_device(str(cfg.device)), head_overrides=sample)
+        diag = out / "diagnostic" / task / variant / f"s{seed}.json"
+        if not diag.exists():  # before the sweep: can this model show RTC's effect at all?
+            from robolearn.eval.modality import demonstration_modality
+
+            write_json(demonstration_modality(policy, str(cfg.data), list(cfg.task.obs_keys), str(cfg.task.action_key),
+                                              seed=seed), diag)  # fmt: skip
         env_task = make_task_from(cfg)
         n_eps, n_envs = int(cfg.eval.episodes), int(cfg.eval.n_envs)
         for noise, label, d, s_at in todo:
@@ -215,7 +221,7 @@ def run_delay_experiment(
                 _cell_file(out, variant, task, seed, noise, label, d, s_at),
             )
     rows = results(exp, sweep, out)
-    write_delay_results(rows, out, str(exp._name), paired_rows(exp, sweep, out))
+    write_delay_results(rows, out, str(exp._name), paired_rows(exp, sweep, out), diagnostic_rows(exp, sweep, out))
     return rows
 
 
@@ -322,4 +328,35 @@ def paired_rows(exp: DictConfig, sweep: dict[str, Any], out: Path, baseline: str
                             "units": len(common), "solve_rate": float(x.mean()), "baseline": baseline,
                             "diff": float(diff.mean()), "diff_lo": float(lo), "diff_hi": float(hi),
                         })  # fmt: skip
+    return rows
+
+
+def diagnostic_rows(exp: DictConfig, sweep: dict[str, Any], out: Path) -> list[dict]:
+    """Per (task, variant): the multimodality diagnostic of its trained models (mean over seeds of
+    ``eval.modality.demonstration_modality``: share of demonstration states with bimodal sampled
+    chunks, mean coefficient, gap between two samples at one observation), beside naive async's
+    mean chunk-switch jump at each delay (all seeds' episodes, the lowest noise level)."""
+    import numpy as np
+
+    rows = []
+    noise = min(sweep["noise"])
+    for task in exp.tasks:
+        for variant in exp.variants:
+            found = [out / "diagnostic" / task / variant / f"s{int(sd)}.json" for sd in exp.seeds]
+            diags = [json.loads(f.read_text()) for f in found if f.exists()]
+            if not diags:
+                continue
+            row = {"task": task, "variant": variant, "seeds": len(diags), "noise": noise}
+            for k in ("bimodal_share", "mean_coefficient", "sample_gap"):
+                row[k] = float(np.mean([dg[k] for dg in diags]))
+            runs_baseline = BASELINE in ((exp.variants[variant] or {}).get("executors") or [BASELINE])
+            base = variant if runs_baseline else trained_by(exp, variant)
+            for d in sweep["delays"]:
+                jumps = []
+                for sd in exp.seeds:
+                    f = _cell_file(out, base, task, int(sd), noise, BASELINE, d)
+                    if f.exists():
+                        jumps += [e["boundary_jump"] for e in json.loads(f.read_text())["episodes"]]
+                row[f"jump_d{d}"] = float(np.mean(jumps)) if jumps else None
+            rows.append(row)
     return rows

@@ -256,7 +256,9 @@ def default_s(d: int, s: int | None) -> bool:
     return s is None or s == max(d, 1)
 
 
-def write_delay_results(rows: list[dict], out: Path, title: str, paired: list[dict] | None = None) -> None:
+def write_delay_results(
+    rows: list[dict], out: Path, title: str, paired: list[dict] | None = None, diagnostic: list[dict] | None = None
+) -> None:
     import csv
 
     fields = [*DELAY_FIELDS, "success_lo", "success_hi", "mean_max_score"]
@@ -264,7 +266,8 @@ def write_delay_results(rows: list[dict], out: Path, title: str, paired: list[di
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         w.writerows(rows)
-    text = delay_markdown(rows)
+    text = diagnostic_markdown(diagnostic) + "\n\n" if diagnostic else ""
+    text += delay_markdown(rows)
     swept = any(not _at_min(r) for r in rows)
     if swept:
         text += "\n\n## Success against the execution horizon s\n\n" + delay_horizons_markdown(rows)
@@ -537,3 +540,24 @@ def paired_plot(rows: list[dict], path: Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def diagnostic_markdown(rows: list[dict]) -> str:
+    """The multimodality diagnostic, run on every trained model before its sweep."""
+    delays = sorted(int(k[6:]) for k in rows[0] if k.startswith("jump_d"))
+    lines = [
+        "## Can these models show RTC's effect? (diagnostic at demonstration states)\n",
+        "| task | head | seeds | bimodal share (BC > 5/9) | mean coefficient | gap of two samples | "
+        + " | ".join(f"naive async jump d = {d}" for d in delays)
+        + " |",
+        "|---|---|---|---|---|---|" + "---|" * len(delays),
+    ]
+    for r in rows:
+        jumps = ["" if r[f"jump_d{d}"] is None else f"{r[f'jump_d{d}']:.3f}" for d in delays]
+        lines.append(f"| {r['task']} | {r['variant']} | {r['seeds']} | {r['bimodal_share']:.2f} | "
+                     f"{r['mean_coefficient']:.3f} | {r['sample_gap']:.3f} | " + " | ".join(jumps) + " |")  # fmt: skip
+    return "\n".join(lines) + (
+        "\n\nBimodal share: demonstration states whose sampled chunks (32 per state) have Sarle's coefficient "
+        "above 5/9; gap: mean distance between two chunks sampled at one observation; jump: naive async's mean "
+        "action change where a new chunk takes over (noise " + f"{rows[0]['noise']:g}" + ")."
+    )
