@@ -10,6 +10,7 @@ One set of weights per head (flow and diffusion trained with ``prefix_conditioni
 process and reported as medians and as ratios to the plain chunk. Batch 1 (one robot), 1 thread.
 
     python tools/bench_rtc_cost.py [--down-dims 32,64,128] [--rounds 30]
+    python tools/bench_rtc_cost.py --heads flow,diffusion --flow-steps 5 --bid-samples 16   # rtc_paper_catch's settings
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def main() -> None:
     p.add_argument("--bid-samples", type=int, default=8)
     p.add_argument("--rounds", type=int, default=30)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--flow-steps", type=int, default=10, help="Euler steps of the flow head (the RTC reference: 5)")
+    p.add_argument("--heads", default="", help="comma-separated head names to time (default: every head)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -44,9 +47,13 @@ def main() -> None:
         "autoregressive (256 bins)": build_head("autoregressive", a.cond_dim, H, A),
         "mip (2 passes)": build_head("mip", a.cond_dim, H, A, **unet),
         "shortcut (1 step)": build_head("shortcut", a.cond_dim, H, A, **unet),
-        "flow (10 Euler steps)": build_head("flow", a.cond_dim, H, A, prefix_conditioning=4, **unet),
+        f"flow ({a.flow_steps} Euler steps)": build_head(
+            "flow", a.cond_dim, H, A, prefix_conditioning=4, num_steps=a.flow_steps, **unet
+        ),
         "diffusion (DDIM 10)": build_head("diffusion", a.cond_dim, H, A, prefix_conditioning=4, **unet),
     }
+    wanted = [w for w in a.heads.split(",") if w]
+    heads = {k: v for k, v in heads.items() if not wanted or k.split(" ")[0] in wanted}
     cond = torch.randn(1, a.cond_dim)
     prefix = torch.randn(1, H, A).clamp(-1, 1)
     w = torch.tensor([1.0, 1.0, 0.8, 0.5, 0.2, 0.0, 0.0, 0.0])[:H]  # d = 2 frozen, a decaying overlap
