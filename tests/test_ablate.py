@@ -123,6 +123,10 @@ def test_an_interactive_variant_runs_its_rounds_and_reports_its_labels(tmp_path)
     demos = ReplayBuffer.open(out / "data/reach.zarr")
     assert demos.n_episodes == 3 and rows["bc"]["expert_labels"] == demos.n_steps  # the steps BC trained on
     demos.close()
+    # environment steps after the demonstrations: DAgger's mixed rollouts; none for BC
+    assert rows["bc"]["env_steps"] == 0
+    assert rows["dagger"]["env_steps"] == prog["history"][-1]["env_steps"] - prog["history"][0]["env_steps"] > 0
+    assert "| learner env steps |" in (out / "results.md").read_text()
     m = json.loads((out / "cells/dagger/reach/s0/metrics.json").read_text())["summary"]
     assert Path(m["checkpoint"]).resolve() == (out / "train/dagger/reach/s0" / prog["checkpoints"]["1"]).resolve()
 
@@ -150,6 +154,7 @@ def test_an_adversarial_variant_is_a_cell_like_the_others(tmp_path):
     assert m["summary"]["checkpoint"].endswith("train/gail/catch/s0/learner.zip")
     hist = json.loads((out / "train/gail/catch/s0/history.json").read_text())
     assert row["expert_labels"] == hist[-1]["expert_labels"] > 0 and row["nfe"] is None
+    assert row["env_steps"] == 128  # PPO's steps against the critic (1 round x 128)
     before = _mtimes(out)
     run_experiment(_write(tmp_path, ADVERSARIAL), out=out, progress=False)
     assert _mtimes(out) == before

@@ -313,7 +313,7 @@ def finished_rows(exp: DictConfig, out: Path, nfe: dict[tuple[str, str], int | N
         if not f.exists():
             continue
         m = json.loads(f.read_text())["summary"]
-        secs, labels = _cell_cost(out / "train" / trained_by(exp, variant) / task / f"s{seed}", out, task)
+        secs, labels, env_steps = _cell_cost(out / "train" / trained_by(exp, variant) / task / f"s{seed}", out, task)
         rows.append(
             {
                 "variant": variant,
@@ -329,32 +329,39 @@ def finished_rows(exp: DictConfig, out: Path, nfe: dict[tuple[str, str], int | N
                 "successes": int(round(m["success_rate"] * m["episodes"])),
                 "train_seconds": secs,
                 "expert_labels": labels,
+                "env_steps": env_steps,
             }
         )
     return rows
 
 
-def _cell_cost(train_dir: Path, out: Path, task: str) -> tuple[float, int | None]:
-    """(training seconds, expert labels) of one trained model: an interactive run's totals from its
-    progress.json, else the steps of the demonstrations the experiment collected for the task."""
+def _cell_cost(train_dir: Path, out: Path, task: str) -> tuple[float, int | None, int]:
+    """(training seconds, expert labels, learner environment steps) of one trained model: an
+    interactive or adversarial run's totals from its progress.json / history.json (environment steps
+    after the demonstrations: mixed or learner rollouts, PPO's steps), else the steps of the
+    demonstrations the experiment collected for the task and no learner steps (behaviour cloning)."""
     import json
 
     prog, adv = train_dir / "progress.json", train_dir / "history.json"
     if adv.exists() and not prog.exists():  # an adversarial run: the demonstrations' steps, PPO's seconds
         hist = json.loads(adv.read_text())
-        return float(sum(h.get("seconds", 0.0) for h in hist)), int(hist[-1]["expert_labels"])
+        return (float(sum(h.get("seconds", 0.0) for h in hist)), int(hist[-1]["expert_labels"]),
+                int(hist[-1]["env_steps"]) - int(hist[0]["env_steps"]))  # fmt: skip
     if prog.exists():
         hist = json.loads(prog.read_text())["history"]
-        return float(sum(h["train_seconds"] for h in hist)), int(hist[-1]["expert_labels"]) if hist else None
+        if not hist:
+            return 0.0, None, 0
+        return (float(sum(h["train_seconds"] for h in hist)), int(hist[-1]["expert_labels"]),
+                int(hist[-1]["env_steps"]) - int(hist[0]["env_steps"]))  # fmt: skip
     summary = train_dir / "train_summary.json"
     secs = float(json.loads(summary.read_text())["seconds"]) if summary.exists() else float("nan")
     data = out / "data" / f"{task}.zarr"
     if not data.exists():
-        return secs, None
+        return secs, None, 0
     from robolearn.data.replay_buffer import ReplayBuffer
 
     buf = ReplayBuffer.open(data, mode="r")
     try:
-        return secs, int(buf.n_steps)
+        return secs, int(buf.n_steps), 0
     finally:
         buf.close()

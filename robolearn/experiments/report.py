@@ -27,6 +27,7 @@ CELL_FIELDS = [
     "successes",
     "train_seconds",
     "expert_labels",
+    "env_steps",
 ]
 
 
@@ -58,6 +59,7 @@ def aggregate(rows: list[dict], reference: str | None = None) -> list[dict]:
                 "successes": succ,
                 "episodes": n,
                 "expert_labels": _mean_labels(g),
+                "env_steps": float(np.mean([r.get("env_steps") or 0 for r in g])),
                 "relative": rel,
             }
         )
@@ -77,7 +79,10 @@ def markdown_table(agg: list[dict], reference: str | None) -> str:
     head = (
         "| variant | components | NFE | " + " | ".join(f"{t} score{rel} | {t} success [95% CI]" for t in tasks) + " |"
     )
-    lines = [head, "|" + "---|" * (3 + 2 * len(tasks))]
+    costs = any(a.get("env_steps") for a in agg)  # interactive or adversarial cells: what each method paid
+    if costs:
+        head += " expert labels | learner env steps |"
+    lines = [head, "|" + "---|" * (3 + 2 * len(tasks) + 2 * costs)]
     for v in variants:
         first = next(by[(v, t)] for t in tasks if (v, t) in by)
         cells = []
@@ -89,6 +94,11 @@ def markdown_table(agg: list[dict], reference: str | None) -> str:
             r = "" if np.isnan(a["relative"]) else f" ({a['relative']:.2f})"
             cells.append(f"{a['score_mean']:.3f} ± {a['score_std']:.3f}{r}")
             cells.append(f"{a['success']:.2f} [{a['success_lo']:.2f}, {a['success_hi']:.2f}]")
+        if costs:
+            mine = [by[(v, t)] for t in tasks if (v, t) in by]
+            labels = [a["expert_labels"] for a in mine if a["expert_labels"] is not None]
+            cells.append(f"{np.mean(labels):.0f}" if labels else "")
+            cells.append(f"{np.mean([a['env_steps'] for a in mine]):.0f}")
         lines.append(
             f"| {v} | {first['components']} | {first['nfe'] if first['nfe'] is not None else ''} | "
             + " | ".join(cells)
