@@ -180,6 +180,20 @@ MUTANTS: dict[str, tuple[str, str, str, list[str], str]] = {
         ["tests/test_fault_corpus.py::test_train_with_bad_options"],
         "a config error names the leaf (steps) instead of the key (algo.steps)",
     ),
+    "unpaired": (
+        "robolearn/experiments/delay.py",
+        "                        diff = x - np.array([base[u] for u in common])",
+        "                        diff = x - np.sort(np.array([base[u] for u in common]))",
+        ["tests/test_delay_experiment.py::test_paired_statistics_pair_by_unit_and_average_over_s"],
+        "the difference to naive async is not paired by (training seed, evaluation seed)",
+    ),
+    "game_gap": (
+        "robolearn/game/tabular.py",
+        "        logw += eta * (mu_e_signed - mu_signed)  # the adversary gains where the expert beats the learner",
+        "        logw -= eta * (mu_e_signed - mu_signed)  # the adversary gains where the expert beats the learner",
+        ["tests/test_game_tabular.py::test_the_two_state_game_has_the_known_equilibrium"],
+        "the reward player descends instead of ascending (no longer an adversary)",
+    ),
 }
 
 
