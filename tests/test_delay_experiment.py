@@ -212,7 +212,7 @@ def test_paired_statistics_pair_by_unit_and_average_over_s(tmp_path):
     assert np.isclose(rtc["diff"], gain / 40) and rtc["diff_lo"] > 0
     # the re-sampled variant (rtc only) is paired with its model's naive async cells
     for sd in (0, 1):
-        for i, s in enumerate((1, 2, 3)):
+        for s in (1, 2, 3):
             f = _cell_file(out, "flow_given", "catch", sd, 0.0, "rtc", 1, s)
             f.parent.mkdir(parents=True, exist_ok=True)
             f.write_text(_cell_file(out, "flow", "catch", sd, 0.0, "naive_async", 1, s).read_text())

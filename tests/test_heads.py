@@ -369,6 +369,7 @@ BAD = [
     ("flow", dict(time_sampling="logit_normal")),
     ("flow", dict(init_noise="uniform")),
     ("flow", dict(guidance_beta=-1.0)),
+    ("flow", dict(guidance_beta=0.0)),  # beta <= 0: no guidance at all, not RTC
     ("flow", dict(prefix_conditioning=-1)),
     ("flow", dict(prefix_conditioning=H)),
     ("flow", dict(inpaint="given")),  # given needs prefix_conditioning

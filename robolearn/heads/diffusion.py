@@ -90,8 +90,10 @@ class DiffusionHead(ActionHead):
             raise ConfigError(f"head.prediction_type: expected 'epsilon' or 'sample', got {prediction_type!r}")
         if scheduler not in ("ddim", "dpmsolver"):
             raise ConfigError(f"head.scheduler: expected 'ddim' or 'dpmsolver', got {scheduler!r}")
-        if float(guidance_beta) < 0:
-            raise ConfigError(f"head.guidance_beta: expected >= 0, got {guidance_beta}")
+        if not float(guidance_beta) > 0:
+            raise ConfigError(
+                f"head.guidance_beta: expected a number > 0 (the clip on RTC's guidance weight), got {guidance_beta}"
+            )
         self.T = int(num_train_timesteps)
         self.num_inference_steps = int(num_inference_steps)
         self.prediction_type = prediction_type

@@ -75,8 +75,10 @@ class FlowHead(ActionHead):
             raise ConfigError(f"head.beta_a/beta_b: expected positive Beta parameters, got {beta_a}, {beta_b}")
         if init_noise not in ("gaussian", "zero"):
             raise ConfigError(f"head.init_noise: expected 'gaussian' or 'zero', got {init_noise!r}")
-        if float(guidance_beta) < 0:
-            raise ConfigError(f"head.guidance_beta: expected >= 0, got {guidance_beta}")
+        if not float(guidance_beta) > 0:
+            raise ConfigError(
+                f"head.guidance_beta: expected a number > 0 (the clip on RTC's guidance weight), got {guidance_beta}"
+            )
         self.num_steps = int(num_steps)
         self.time_sampling = time_sampling
         self.beta_ab = (float(beta_a), float(beta_b))
