@@ -319,6 +319,8 @@ def test_expert_cells_give_the_reference_of_a_regret_table(tmp_path):
     assert [e["seed"] for e in m["episodes"]] == [100000, 100001, 100002, 100003]
     assert m["summary"]["checkpoint"] == "scripted expert" and m["summary"]["action_noise"] == 0.3
     assert m["summary"]["max_steps"] == 40 and m["summary"]["success_rate"] == 1.0  # LQR balances 40 steps
+    expert_rows = [r for r in rows if r["variant"] == "expert"]
+    assert all(r["expert_labels"] is None and r["env_steps"] == 0 for r in expert_rows)  # nothing labelled or learned
     bc = {r["task"]: r for r in rows if r["variant"] == "bc"}
     r = subprocess.run(
         [sys.executable, "tools/regret_horizon.py", str(out)],
