@@ -332,3 +332,21 @@ def test_expert_cells_give_the_reference_of_a_regret_table(tmp_path):
     assert "| expert J | 20.0 | 40.0 |" in r.stdout
     want = f"| bc regret | {20 * (1 - bc['T20']['mean_max_score']):.1f} ± nan (1) |"
     assert want in r.stdout, r.stdout
+
+
+def test_a_cell_trained_on_the_tasks_own_data_counts_its_steps_as_labels(tmp_path, pusht_zarr):
+    """A BC cell whose task brings its data (Push-T's human demonstrations: nothing collected by the
+    experiment) reports the steps of that data as its labels, not none."""
+    from omegaconf import OmegaConf
+
+    from robolearn.data.replay_buffer import ReplayBuffer
+    from robolearn.experiments.cells import _cell_cost
+
+    train_dir = tmp_path / "train"
+    train_dir.mkdir()
+    OmegaConf.save(OmegaConf.create({"data": None, "task": {"data": str(pusht_zarr)}}), train_dir / "config.yaml")
+    buf = ReplayBuffer.open(pusht_zarr, mode="r")
+    try:
+        assert _cell_cost(train_dir, tmp_path / "out", "pusht_keypoints")[1:] == (buf.n_steps, 0)
+    finally:
+        buf.close()

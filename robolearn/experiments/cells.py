@@ -358,6 +358,12 @@ def _cell_cost(train_dir: Path, out: Path, task: str) -> tuple[float, int | None
     summary = train_dir / "train_summary.json"
     secs = float(json.loads(summary.read_text())["seconds"]) if summary.exists() else float("nan")
     data = out / "data" / f"{task}.zarr"
+    if not data.exists() and (train_dir / "config.yaml").exists():  # the task's own data (e.g. human demos)
+        from omegaconf import OmegaConf
+
+        cfg = OmegaConf.load(train_dir / "config.yaml")
+        given = cfg.get("data") or (cfg.get("task") or {}).get("data")
+        data = Path(str(given)) if given else data
     if not data.exists():
         return secs, None, 0
     from robolearn.data.replay_buffer import ReplayBuffer
