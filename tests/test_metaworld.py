@@ -129,6 +129,26 @@ def test_reset_is_seeded_and_seeds_differ():
 
 
 @needs_mw
+def test_chunk_labels_near_the_episode_end_stop_at_it():
+    """DAgger labels a state a few steps before Meta-World's 500-step limit with an expert chunk of
+    H = 8: the roll-out stops where the episode does (Meta-World raises on a step past it), the rest
+    of the chunk repeats its last action, and the env is restored to the labelled state."""
+    from robolearn.algos.labelers import ScriptedLabeler
+
+    task = make_task("metaworld/reach-v3")
+    env = task.make_env()
+    env.reset(seed=0)
+    for _ in range(497):
+        env.step(np.zeros(4, np.float32))
+    before = env.get_obs()["state"]
+    chunk = ScriptedLabeler(task, horizon=8).chunk(env)
+    after = env.get_obs()["state"]
+    env.close()
+    assert chunk.shape == (8, 4) and np.array_equal(chunk[3:], np.repeat(chunk[2:3], 5, axis=0))
+    assert np.array_equal(before, after)
+
+
+@needs_mw
 def test_save_restore_reproduces_the_next_observations_exactly():
     """Restoring mid-episode and replaying the same actions gives bit-identical observations,
     including the frame-stacked previous frame (restoring physics alone gets it wrong)."""

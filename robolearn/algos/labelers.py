@@ -46,8 +46,11 @@ class ScriptedLabeler:
             for i in range(n):
                 out.append(self.act(env))
                 if i < n - 1:
-                    env.step(out[-1])
+                    _, _, term, trunc, _ = env.step(out[-1])
                     self.sim_steps += 1
+                    if term or trunc:  # the episode ends inside the chunk (Meta-World refuses a step past
+                        out += [out[-1]] * (n - len(out))  # its last): nothing to label there, as in training
+                        break
         finally:
             self.task.set_state(env, state)
         return np.stack(out)
