@@ -47,15 +47,14 @@ def main(argv: list[str] | None = None) -> int:
     from imitation.rewards.reward_nets import BasicRewardNet
     from imitation.util import logger as imitation_logger
     from imitation.util.networks import RunningNorm
-    from stable_baselines3 import PPO
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from robolearn.algos.adversarial import FlatEnv, SB3Actor, _warm_start, demonstrations
+    from robolearn.algos.adversarial import FlatEnv, SB3Actor, _warm_start, demonstrations, make_learner, standardize
     from robolearn.data.replay_buffer import ReplayBuffer
     from robolearn.eval.metrics import summarize, wilson_interval
     from robolearn.eval.rollout import rollout
     from robolearn.experiments.spec import cell_cfg, load_experiment
-    from robolearn.train.trainer import make_task_from
+    from robolearn.train.data import make_task_from, task_obs_entries
 
     torch.set_num_threads(1)
     exp = load_experiment(args.out / "experiment.yaml")
@@ -77,20 +76,12 @@ def main(argv: list[str] | None = None) -> int:
         budget = int(json.loads(hist_file.read_text())[-1]["env_steps"])
         task = make_task_from(cfg)
         buf = ReplayBuffer.open(cfg.data, mode="r")
-        demo = demonstrations(buf, list(cfg.task.obs_keys), str(cfg.task.action_key), task)
+        demo = demonstrations(buf, task_obs_entries(cfg), str(cfg.task.action_key), task)
         buf.close()
-        mean, std = demo["obs"].mean(0), demo["obs"].std(0) + 1e-3  # robolearn's normalisation
-        norm = {
-            k: (demo[k] - mean) / std if k in ("obs", "next_obs") else demo[k]
-            for k in ("obs", "act", "next_obs", "done")
-        }
+        mean, std, norm = standardize(demo)  # robolearn's normalisation
         env = FlatEnv(task, demo["names"], mean, std, lambda *a: 0.0)  # imitation wraps the reward
         venv = DummyVecEnv([lambda: env])
-        n_steps = int(algo.env_steps_per_round)
-        learner = PPO("MlpPolicy", venv, n_steps=n_steps, batch_size=min(64, n_steps), n_epochs=int(algo.ppo_epochs),
-                      learning_rate=float(algo.ppo_lr), gamma=float(algo.gamma), ent_coef=0.0, seed=seed,
-                      policy_kwargs={"net_arch": list(algo.policy_hidden), "log_std_init": float(algo.log_std_init)},
-                      device="cpu", verbose=0)  # fmt: skip
+        learner = make_learner(venv, algo, seed)  # the robolearn cell's PPO settings
         _warm_start(learner, norm, int(algo.steps), int(algo.batch_size), float(algo.lr), seed)  # robolearn's BC
 
         def evaluate():

@@ -83,13 +83,13 @@ def main(argv: list[str] | None = None) -> int:
         for seed in exp.seeds:
             for variant in ["expert", *exp.variants]:
                 key = f"{variant}/{task_name}/s{seed}"
+                if variant == "expert" and seed != exp.seeds[0]:
+                    continue  # the scripted expert does not depend on the training seed
                 if key not in done:
                     cfg = cell_cfg(exp, next(iter(exp.variants)) if variant == "expert" else variant, task_name,
                                    int(seed), None)  # fmt: skip
                     task = make_task_from(cfg)
                     if variant == "expert":
-                        if seed != exp.seeds[0]:
-                            continue  # the scripted expert does not depend on the training seed
                         if task.expert() is None:
                             raise ConfigError(f"{exp_file}: task {task_name!r} has no scripted expert")
                         n_envs = int(cfg.eval.n_envs)

@@ -133,6 +133,28 @@ def demonstrations(buf, keys: list[str], action_key: str, task) -> dict[str, np.
     return {"obs": obs, "act": np.clip(act, -1, 1), "next_obs": nxt, "done": done, "names": names}
 
 
+def standardize(demo: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """(mean, std, demonstrations) with the observations standardised by the demonstrations' own
+    statistics: what the critic is trained on and the learner's ``FlatEnv`` observes."""
+    mean, std = demo["obs"].mean(0), demo["obs"].std(0) + 1e-3
+    norm = {
+        k: (demo[k] - mean) / std if k in ("obs", "next_obs") else demo[k] for k in ("obs", "act", "next_obs", "done")
+    }
+    return mean, std, norm
+
+
+def make_learner(venv, algo, seed: int):
+    """The PPO learner of an adversarial run, with ``algo``'s settings (one PPO update per round of
+    ``algo.env_steps_per_round`` steps)."""
+    from stable_baselines3 import PPO
+
+    n_steps = int(algo.env_steps_per_round)
+    return PPO("MlpPolicy", venv, n_steps=n_steps, batch_size=min(64, n_steps), n_epochs=int(algo.ppo_epochs),
+               learning_rate=float(algo.ppo_lr), gamma=float(algo.gamma), ent_coef=0.0, seed=seed,
+               policy_kwargs={"net_arch": list(algo.policy_hidden), "log_std_init": float(algo.log_std_init)},
+               device="cpu", verbose=0)  # fmt: skip
+
+
 def check_options(algo, task) -> None:
     """Every bad option as one line before any work starts."""
     method = str(algo.method)
@@ -180,7 +202,6 @@ def run_adversarial(cfg, run_dir: str | Path, progress: bool = True) -> dict[str
     evaluating the learner after each round on the task's evaluation seeds. Returns the history, the
     learner, the critic and the learner's env (the caller closes ``env``)."""
     try:
-        from stable_baselines3 import PPO
         from stable_baselines3.common.vec_env import DummyVecEnv
     except ImportError:
         raise ConfigError("adversarial imitation needs stable-baselines3: pip install stable-baselines3") from None
@@ -213,10 +234,7 @@ def run_adversarial(cfg, run_dir: str | Path, progress: bool = True) -> dict[str
                 f"{data_path}: key {k!r}: adversarial imitation expected low-dim observations the task provides, "
                 f"found {'an image' if spec is not None else 'a key the task does not observe'}"
             )
-    mean, std = demo["obs"].mean(0), demo["obs"].std(0) + 1e-3
-    norm = {
-        k: (demo[k] - mean) / std if k in ("obs", "next_obs") else demo[k] for k in ("obs", "act", "next_obs", "done")
-    }
+    mean, std, norm = standardize(demo)
     method, div = str(algo.method), str(algo.divergence)
     critic = Critic(len(mean), norm["act"].shape[1], list(algo.disc_hidden), method, float(algo.gamma),
                     bool(algo.spectral_norm))  # fmt: skip
@@ -242,10 +260,7 @@ def run_adversarial(cfg, run_dir: str | Path, progress: bool = True) -> dict[str
     env = FlatEnv(task, demo["names"], mean, std, reward_fn)
     venv = DummyVecEnv([lambda: env])
     n_steps = int(algo.env_steps_per_round)
-    model = PPO("MlpPolicy", venv, n_steps=n_steps, batch_size=min(64, n_steps), n_epochs=int(algo.ppo_epochs),
-                learning_rate=float(algo.ppo_lr), gamma=float(algo.gamma), ent_coef=0.0, seed=seed,
-                policy_kwargs={"net_arch": list(algo.policy_hidden), "log_std_init": float(algo.log_std_init)},
-                device="cpu", verbose=0)  # fmt: skip
+    model = make_learner(venv, algo, seed)
     model_ref["model"] = model
     bc_loss = _warm_start(model, norm, int(algo.steps), int(algo.batch_size), float(algo.lr), seed)
     model.save(str(run_dir / "bc_start.zip"))  # the learner before any reinforcement learning

@@ -94,18 +94,24 @@ def catch_routes(
     with the same ``n_envs``, ``seed_start`` and ``noise_seed``); one ``rollout`` call per wave, so
     every env slot holds one episode while its offsets are read."""
     from robolearn.envs.dynamic import approach_offset, classify_route
-    from robolearn.eval.rollout import rollout
+    from robolearn.eval.rollout import make_env_batch, rollout
 
+    owned = venv is None
+    venv = make_env_batch(task, n_envs) if owned else venv  # one set of envs for every wave
     records: list[dict] = []
-    for wave in range(-(-n_episodes // n_envs)):
-        offsets: list[list[float | None]] = [[] for _ in range(n_envs)]
+    try:
+        for wave in range(-(-n_episodes // n_envs)):
+            offsets: list[list[float | None]] = [[] for _ in range(n_envs)]
 
-        def on_step(batch, obs, actions, alive, offsets=offsets):
-            for i in np.flatnonzero(alive):
-                offsets[i].append(approach_offset(task, batch.envs[i]))
+            def on_step(batch, obs, actions, alive, offsets=offsets):
+                for i in np.flatnonzero(alive):
+                    offsets[i].append(approach_offset(task, batch.envs[i]))
 
-        recs = rollout(act_fn_factory, task, n_episodes, n_envs, seed_start, obs_horizon, progress=False,
-                       on_step=on_step, waves=[wave], action_noise=action_noise, noise_seed=noise_seed,
-                       venv=venv)  # fmt: skip
-        records += [{**r, "route": classify_route(o)} for r, o in zip(recs, offsets)]
+            recs = rollout(act_fn_factory, task, n_episodes, n_envs, seed_start, obs_horizon, progress=False,
+                           on_step=on_step, waves=[wave], action_noise=action_noise, noise_seed=noise_seed,
+                           venv=venv)  # fmt: skip
+            records += [{**r, "route": classify_route(o)} for r, o in zip(recs, offsets)]
+    finally:
+        if owned:
+            venv.close()
     return records

@@ -318,10 +318,9 @@ def delay_horizons_markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def delay_markdown(rows: list[dict]) -> str:
-    """Success [95% CI] per (task, noise, variant, executor) row, one column per delay, at the
-    default execution horizon s = max(d, 1)."""
-    rows = [r for r in rows if _at_min(r)]
+def _by_delay(rows: list[dict], cell) -> list[str]:
+    """Markdown lines: one row per (task, noise, head, executor), one column per delay, each cell
+    ``cell(row at that delay, or None)``."""
     delays = sorted({r["delay"] for r in rows})
     by = {(r["task"], r["noise"], r["variant"], r["executor"], r["delay"]): r for r in rows}
     lines = [
@@ -329,11 +328,16 @@ def delay_markdown(rows: list[dict]) -> str:
         "|---|---|---|---|" + "---|" * len(delays),
     ]
     for key in dict.fromkeys((r["task"], r["noise"], r["variant"], r["executor"]) for r in rows):
-        cells = []
-        for d in delays:
-            r = by.get((*key, d))
-            cells.append(_ci(r) if r else "")
+        cells = [cell(by.get((*key, d))) for d in delays]
         lines.append(f"| {key[0]} | {key[1]:g} | {key[2]} | {key[3]} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def delay_markdown(rows: list[dict]) -> str:
+    """Success [95% CI] per (task, noise, variant, executor) row, one column per delay, at the
+    default execution horizon s = max(d, 1)."""
+    rows = [r for r in rows if _at_min(r)]
+    lines = _by_delay(rows, lambda r: _ci(r) if r else "")
     n = sorted({r["episodes"] for r in rows})
     lines.append(f"\nEpisodes per cell (seeds pooled): {', '.join(map(str, n))}; execution horizon s = max(d, 1).")
     per = {r["task"]: r["delay_ms"] / r["delay"] for r in rows if r["delay"] and r.get("delay_ms") is not None}
@@ -504,24 +508,15 @@ def sweep_plot(rows: list[dict], path: str | Path) -> None:
 def paired_markdown(rows: list[dict]) -> str:
     """Solve rate averaged over s per (task, noise, head, executor) and delay, with the paired
     difference to the baseline executor and its 95% bootstrap interval."""
-    delays = sorted({r["delay"] for r in rows})
-    by = {(r["task"], r["noise"], r["variant"], r["executor"], r["delay"]): r for r in rows}
-    lines = [
-        "| task | noise | head | executor | " + " | ".join(f"d = {d}" for d in delays) + " |",
-        "|---|---|---|---|" + "---|" * len(delays),
-    ]
-    for key in dict.fromkeys((r["task"], r["noise"], r["variant"], r["executor"]) for r in rows):
-        cells = []
-        for d in delays:
-            r = by.get((*key, d))
-            if r is None:
-                cells.append("")
-            elif r["executor"] == r["baseline"]:
-                cells.append(f"{r['solve_rate']:.3f} ({r['units']})")
-            else:
-                cells.append(f"{r['solve_rate']:.3f} ({r['diff']:+.3f} [{r['diff_lo']:+.3f}, {r['diff_hi']:+.3f}])")
-        lines.append(f"| {key[0]} | {key[1]:g} | {key[2]} | {key[3]} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + (
+
+    def cell(r: dict | None) -> str:
+        if r is None:
+            return ""
+        if r["executor"] == r["baseline"]:
+            return f"{r['solve_rate']:.3f} ({r['units']})"
+        return f"{r['solve_rate']:.3f} ({r['diff']:+.3f} [{r['diff_lo']:+.3f}, {r['diff_hi']:+.3f}])"
+
+    return "\n".join(_by_delay(rows, cell)) + (
         "\n\nEach cell: solve rate averaged over the execution horizons s run at that delay (the baseline's "
         "row: with the number of paired units, training seed x evaluation seed), then the paired difference "
         "to the baseline with its 95% bootstrap interval."
