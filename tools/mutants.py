@@ -194,6 +194,20 @@ MUTANTS: dict[str, tuple[str, str, str, list[str], str]] = {
         ["tests/test_game_tabular.py::test_the_two_state_game_has_the_known_equilibrium"],
         "the reward player descends instead of ascending (no longer an adversary)",
     ),
+    "chunk_end": (
+        "robolearn/algos/labelers.py",
+        "                    if term or trunc:  # the episode ends inside the chunk (Meta-World refuses a step past",
+        "                    if False:  # the episode ends inside the chunk (Meta-World refuses a step past",
+        ["tests/test_metaworld.py::test_chunk_labels_near_the_episode_end_stop_at_it"],
+        "expert chunk labels roll the simulator past the episode's end",
+    ),
+    "own_data": (
+        "robolearn/experiments/cells.py",
+        "        data = Path(str(given)) if given else data",
+        "        data = data",
+        ["tests/test_ablate.py::test_a_cell_trained_on_the_tasks_own_data_counts_its_steps_as_labels"],
+        "a cell trained on the task's own data (human demos) reports no labels",
+    ),
 }
 
 
