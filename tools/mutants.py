@@ -208,6 +208,13 @@ MUTANTS: dict[str, tuple[str, str, str, list[str], str]] = {
         ["tests/test_ablate.py::test_a_cell_trained_on_the_tasks_own_data_counts_its_steps_as_labels"],
         "a cell trained on the task's own data (human demos) reports no labels",
     ),
+    "plan_prefix": (
+        "tools/expert_plan_delay.py",
+        "        pending = pending_prefix(self.buf[:, (k - 1) % self.ring], self.s)[0, : self.d]",
+        "        pending = self.buf[0, (k - 1) % self.ring, : self.d]",
+        ["tests/test_expert_plans.py"],
+        "exact inpainting replays the previous chunk's first actions instead of the ones still pending",
+    ),
 }
 
 
