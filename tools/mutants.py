@@ -215,6 +215,13 @@ MUTANTS: dict[str, tuple[str, str, str, list[str], str]] = {
         ["tests/test_expert_plans.py"],
         "exact inpainting replays the previous chunk's first actions instead of the ones still pending",
     ),
+    "cart_side": (
+        "robolearn/envs/dynamic.py",
+        '        return self.track(env, -self.target if self.mode(env) == "left" else self.target)',
+        "        return self.track(env, self.target)",
+        ["tests/test_dynamic_tasks.py::test_cartpole_multimodal_expert_balances_on_two_distinct_tracks"],
+        "the multimodal cartpole expert ignores the side drawn for the episode",
+    ),
 }
 
 
