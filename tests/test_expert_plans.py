@@ -47,3 +47,25 @@ def test_without_noise_both_plans_agree_and_with_noise_only_naive_loses(catch):
     naive = plan_success(catch, 10, 0.1, 2, 2, False)
     exact = plan_success(catch, 10, 0.1, 2, 2, True)
     assert exact.all() and naive.sum() <= 7  # measured 10 / 10 against 5 / 10 on these seeds
+
+
+def test_the_experts_continuation_after_a_prefix(catch):
+    """tools/inpaint_error.py's target: after its own first d planned actions the expert continues
+    with the rest of its plan exactly; after other actions, differently; the simulator is put back."""
+    from inpaint_error import after
+
+    env = catch.make_env()
+    try:
+        env.reset(seed=1001)
+        lab = ScriptedLabeler(catch, 8)
+        lab.reset(env)
+        for _ in range(10):
+            env.step(lab.act(env))
+        state, before = catch.get_state(env), env.unwrapped.get_obs()["state"]
+        plan = lab.chunk(env)
+        np.testing.assert_array_equal(after(catch, env, lab, state, plan[:2], 6), plan[2:])
+        moved = after(catch, env, lab, state, plan[:2] + 0.3, 6)
+        assert np.abs(moved - plan[2:]).max() > 0.01
+        np.testing.assert_array_equal(env.unwrapped.get_obs()["state"], before)
+    finally:
+        env.close()
