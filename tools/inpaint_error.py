@@ -93,6 +93,7 @@ def main() -> None:
     env = task.make_env()
     lab = ScriptedLabeler(task, H)
     gen = torch.Generator().manual_seed(0)
+    env.reset(seed=0)  # once: every state below is restored into it
     print(
         "| d | free sample | inpainted (hard mask) | expert plan without the prefix | model's response to the prefix"
         " | expert's response to the prefix |\n|---|---|---|---|---|---|"
@@ -112,7 +113,6 @@ def main() -> None:
                     policy.predict_chunk(obs, prefix=x, prefix_weights=w, generator=torch.Generator().manual_seed(k))[0]
                     for x in (prefix, other)
                 )
-                env.reset(seed=0)
                 task.set_state(env, state)
                 if mode is not None:
                     lab.expert.set_mode(env, mode)

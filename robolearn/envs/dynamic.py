@@ -214,6 +214,14 @@ class DynamicTask:
             data_keys=("state",) if obs == "state" else ("img", "agent_pos"),
         )
 
+    EXPERTS: tuple[str, ...] = ()
+
+    def _set_expert(self, expert: str, expert_seed: int) -> None:
+        """The expert kind (one of ``EXPERTS``; a multimodal one draws its mode from ``expert_seed``)."""
+        if expert not in self.EXPERTS:
+            raise ConfigError(f"task {self.name}: expert must be one of {' | '.join(self.EXPERTS)}, got {expert!r}")
+        self.expert_kind, self.expert_seed = expert, int(expert_seed)
+
     def make_env(self, render: bool = False) -> MjTaskEnv:
         return MjTaskEnv(self, render)
 
@@ -284,9 +292,8 @@ class CartPoleTask(DynamicTask):
         (``MultimodalLQRExpert``)."""
         if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
             raise ConfigError(f"task {self.name}: max_steps must be an int >= 1, got {max_steps!r}")
-        if expert not in self.EXPERTS:
-            raise ConfigError(f"task cartpole: expert must be one of {' | '.join(self.EXPERTS)}, got {expert!r}")
-        self.max_steps, self.expert_kind, self.expert_seed = max_steps, expert, int(expert_seed)
+        self._set_expert(expert, expert_seed)
+        self.max_steps = max_steps
         super().__init__(obs, image_size, render_size)
 
     def init_episode(self, model, data, rng):
@@ -400,9 +407,8 @@ class CatchTask(DynamicTask):
         the right, one side drawn per episode (``MultimodalInterceptExpert``)."""
         if isinstance(wander, bool) or not isinstance(wander, int | float) or not 0 <= wander < 1:
             raise ConfigError(f"task catch: wander must be a number in [0, 1) (m/s per step), got {wander!r}")
-        if expert not in self.EXPERTS:
-            raise ConfigError(f"task catch: expert must be one of {' | '.join(self.EXPERTS)}, got {expert!r}")
-        self.wander, self.expert_kind, self.expert_seed = float(wander), expert, int(expert_seed)
+        self._set_expert(expert, expert_seed)
+        self.wander = float(wander)
         super().__init__(obs, image_size, render_size)
 
     def init_episode(self, model, data, rng):
