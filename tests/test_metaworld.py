@@ -186,6 +186,21 @@ def test_image_observations_render_the_scene():
 
 
 @needs_mw
+def test_fast_rendering_draws_the_same_scene_without_smoothing():
+    """render_quality=fast changes the renderer, not the scene: the picture of the same state stays
+    within a few levels on average of the full one, yet differs (the settings took effect)."""
+    frames = {}
+    for q in ("full", "fast"):
+        env = make_task("metaworld/reach-v3_image", render_quality=q).make_env()
+        frames[q] = env.reset(seed=0)[0]["img"].astype(int)
+        env.close()
+    diff = np.abs(frames["full"] - frames["fast"])
+    assert 0 < diff.mean() < 6, diff.mean()
+    with pytest.raises(ConfigError, match="render_quality must be one of"):
+        make_task("metaworld/reach-v3_image", render_quality="quick")
+
+
+@needs_mw
 def test_collect_train_and_eval_end_to_end(tmp_path):
     """CLI: collect 3 kept demos, train a tiny regression policy, evaluate it on disjoint seeds."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MUJOCO_GL": "egl"}

@@ -20,6 +20,13 @@ What the wrapper fixes, as the benchmark does it:
 
 The experts are Meta-World's scripted policies (``metaworld.policies``), fed the observation of
 the current simulator state: Markovian, so any state a learner reaches can be labelled.
+
+**Rendering on a CPU.** Without a GPU, EGL renders in software, and the scene's own settings (a
+4096-pixel shadow map, 4x multisampling, reflections) cost about 0.15 s per 96x96 frame, which
+makes image evaluation hours long. ``render_quality='fast'`` keeps the scene, lights and shadows but
+renders a 512-pixel shadow map without multisampling or reflections: about 5x faster, the same
+picture with jagged edges (``tools/bench_metaworld_render.py``). Collection, training and
+evaluation of one run must use the same setting; ``full`` (the default) is the scene as shipped.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ INSTALL = "pip install --no-deps metaworld==3.1.1 scipy"
 MAX_STEPS = 500  # Meta-World's max_path_length
 CAMERA = "corner2"  # a fixed camera of every Meta-World scene (rolled 180 degrees: images are turned upright)
 OBS_DIM = 39
+RENDER_QUALITY = ("full", "fast")
 
 
 def _import_metaworld():
@@ -60,7 +68,10 @@ class MetaWorldEnv(TwoRenderers, gym.Env):
 
     metadata = {"render_modes": ["rgb_array"]}
 
-    def __init__(self, env_name: str, obs: str, image_size: int, render_size: int | None, max_steps: int):
+    def __init__(
+        self, env_name: str, obs: str, image_size: int, render_size: int | None, max_steps: int,
+        render_quality: str = "full",
+    ):  # fmt: skip
         import mujoco
 
         envs, _ = _import_metaworld()
@@ -71,8 +82,14 @@ class MetaWorldEnv(TwoRenderers, gym.Env):
         u.seeded_rand_vec = True
         self.u, self.env_name, self.obs_mode, self.max_steps = u, env_name, obs, max_steps
         self._steps = 0
+        fast = render_quality == "fast"
+        if fast:  # read when a renderer's context is made
+            u.model.vis.quality.shadowsize, u.model.vis.quality.offsamples = 512, 0
         self._obs_renderer = mujoco.Renderer(u.model, image_size, image_size) if obs == "image" else None
         self._video_renderer = mujoco.Renderer(u.model, render_size, render_size) if render_size else None
+        for r in (self._obs_renderer, self._video_renderer):
+            if r is not None and fast:
+                r.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
         spaces: dict[str, gym.spaces.Space] = {"state": gym.spaces.Box(-np.inf, np.inf, (OBS_DIM,), np.float32)}
         if obs == "image":
             spaces["img"] = gym.spaces.Box(0, 255, (image_size, image_size, 3), np.uint8)
@@ -173,15 +190,22 @@ class MetaWorldExpert:
 
 class MetaWorldTask:
     """``metaworld/<env>``: ``obs='state'`` gives ``{"state": 39-dim}``; ``obs='image'`` adds
-    ``img`` (camera ``corner2``) and ``agent_pos`` (hand xyz + gripper opening)."""
+    ``img`` (camera ``corner2``) and ``agent_pos`` (hand xyz + gripper opening). ``render_quality``:
+    ``full`` (the scene as shipped) or ``fast`` (see the module's notes on rendering on a CPU)."""
 
     def __init__(
-        self, name: str, obs: str = "state", image_size: int = 96, render_size: int = 256, max_steps: int = MAX_STEPS
-    ):
+        self, name: str, obs: str = "state", image_size: int = 96, render_size: int = 256, max_steps: int = MAX_STEPS,
+        render_quality: str = "full",
+    ):  # fmt: skip
         env_name = name.removeprefix(PREFIX)
         check_name(env_name)
         if obs not in ("state", "image"):
             raise ConfigError(f"task {name}: obs must be 'state' or 'image', got {obs!r}")
+        if render_quality not in RENDER_QUALITY:
+            raise ConfigError(
+                f"task {name}: render_quality must be one of {list(RENDER_QUALITY)}, got {render_quality!r}"
+            )
+        self.render_quality = render_quality
         if not 1 <= int(max_steps) <= MAX_STEPS:
             raise ConfigError(f"task {name}: max_steps must be in [1, {MAX_STEPS}], got {max_steps}")
         self.env_name, self.obs, self.image_size, self.render_size = env_name, obs, image_size, render_size
@@ -201,7 +225,8 @@ class MetaWorldTask:
 
     def make_env(self, render: bool = False) -> MetaWorldEnv:
         return MetaWorldEnv(
-            self.env_name, self.obs, self.image_size, self.render_size if render else None, self.max_steps
+            self.env_name, self.obs, self.image_size, self.render_size if render else None, self.max_steps,
+            self.render_quality,
         )
 
     def get_state(self, env: gym.Env) -> dict[str, Any]:
