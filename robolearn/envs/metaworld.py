@@ -224,10 +224,8 @@ class MetaWorldTask:
         )
 
     def make_env(self, render: bool = False) -> MetaWorldEnv:
-        return MetaWorldEnv(
-            self.env_name, self.obs, self.image_size, self.render_size if render else None, self.max_steps,
-            self.render_quality,
-        )
+        size = self.render_size if render else None
+        return MetaWorldEnv(self.env_name, self.obs, self.image_size, size, self.max_steps, self.render_quality)
 
     def get_state(self, env: gym.Env) -> dict[str, Any]:
         return find_wrapper(env, MetaWorldEnv).get_sim_state()
