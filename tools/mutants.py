@@ -222,6 +222,13 @@ MUTANTS: dict[str, tuple[str, str, str, list[str], str]] = {
         ["tests/test_dynamic_tasks.py::test_cartpole_multimodal_expert_balances_on_two_distinct_tracks"],
         "the multimodal cartpole expert ignores the side drawn for the episode",
     ),
+    "render_fast": (
+        "robolearn/envs/metaworld.py",
+        '        fast = render_quality == "fast"',
+        "        fast = False",
+        ["tests/test_metaworld.py::test_fast_rendering_draws_the_same_scene_without_smoothing"],
+        "render_quality=fast is accepted but the renderer keeps the full settings",
+    ),
 }
 
 
