@@ -42,11 +42,13 @@ def _mtimes(out: Path) -> dict[str, float]:
 
 def test_tiny_grid_end_to_end_then_skips_finished_cells(tmp_path):
     exp, out = _write(tmp_path), tmp_path / "out"
-    part = run_experiment(exp, out=out, progress=False, only_seeds=[1])  # a grid split over processes
+    # seeds=[1] first (an experiment extended seed by seed into one --out), then the file's seeds
+    # [0, 1] with --seeds 0 (a grid split over processes): seed 1 is not run again, the table pools both
+    part = run_experiment(exp, out=out, progress=False, overrides=["seeds=[1]"])
     assert [(r["variant"], r["seed"]) for r in part] == [("flow", 1), ("flow_z0", 1)]
     first = _mtimes(out)
     other = run_experiment(exp, out=out, progress=False, only_seeds=[0])
-    assert [r["seed"] for r in other] == [0, 0]
+    assert [r["seed"] for r in other] == [0, 0] and all(_mtimes(out)[k] == v for k, v in first.items())
     with open(out / "results.csv") as f:  # the results show every finished cell, not just the last run's
         assert len(list(csv.DictReader(f))) == 4
     rows = run_experiment(exp, out=out, progress=False)

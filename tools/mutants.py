@@ -229,6 +229,13 @@ MUTANTS: dict[str, tuple[str, str, str, list[str], str]] = {
         ["tests/test_metaworld.py::test_fast_rendering_draws_the_same_scene_without_smoothing"],
         "render_quality=fast is accepted but the renderer keeps the full settings",
     ),
+    "seed_resume": (
+        "robolearn/experiments/spec.py",
+        "    if old is None or [int(sd) for sd in old] == new:",
+        "    if True:",
+        ["tests/test_ablate.py::test_tiny_grid_end_to_end_then_skips_finished_cells"],
+        "an experiment cannot be extended by training seeds into its --out (seeds=[1] after seeds=[0] refused)",
+    ),
 }
 
 

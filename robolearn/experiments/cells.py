@@ -18,11 +18,11 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from robolearn.atomic import write_json
-from robolearn.config import compose, refuse_changed_settings, save_config, to_dict
+from robolearn.config import compose, save_config, to_dict
 from robolearn.config_schema import ExpertSchema
 from robolearn.errors import ConfigError
 from robolearn.experiments.report import write_results
-from robolearn.experiments.spec import cell_cfg, load_experiment, plan, trained_by
+from robolearn.experiments.spec import cell_cfg, load_experiment, plan, resume_into, trained_by
 from robolearn.train.dist import shard_ranks
 
 
@@ -206,7 +206,7 @@ def run_experiment(
 
     exp = load_experiment(path, overrides)
     out = Path(out or exp.get("out") or f"runs/ablate/{exp._name}")
-    refuse_changed_settings(exp, out, False, None, file="experiment.yaml")  # finished cells match the table
+    run_seeds = resume_into(exp, out)
     out.mkdir(parents=True, exist_ok=True)
     save_config(exp, out / "experiment.yaml")
     if only_tasks:
@@ -217,7 +217,11 @@ def run_experiment(
         unknown = [sd for sd in only_seeds if sd not in list(exp.seeds)]
         if unknown:
             raise ConfigError(f"{exp._path}: --seeds {unknown}: not in the experiment's seeds {list(exp.seeds)}")
-    cells = [c for c in plan(exp) if (not only_tasks or c[1] in only_tasks) and (not only_seeds or c[2] in only_seeds)]
+    if run_seeds is not None:  # seeds=[...] given on a resumed --out: only those (and --seeds among them)
+        only_seeds = [sd for sd in (only_seeds or run_seeds) if sd in run_seeds]
+    cells = [
+        c for c in plan(exp) if (not only_tasks or c[1] in only_tasks) and (only_seeds is None or c[2] in only_seeds)
+    ]
     rank, world = shard_ranks()
     selected = cells
     if world > 1:

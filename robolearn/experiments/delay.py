@@ -36,12 +36,12 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from robolearn.atomic import write_json
-from robolearn.config import refuse_changed_settings, save_config, to_dict
+from robolearn.config import save_config, to_dict
 from robolearn.errors import ConfigError
 from robolearn.eval.metrics import summarize, wilson_interval
 from robolearn.experiments.cells import collect_data, train_cell
 from robolearn.experiments.report import default_s, write_delay_results
-from robolearn.experiments.spec import cell_cfg, load_experiment, plan, trained_by
+from robolearn.experiments.spec import cell_cfg, load_experiment, plan, resume_into, trained_by
 
 HORIZONS = ("min", "all")
 
@@ -176,13 +176,13 @@ def run_delay_experiment(
     if only_tasks and not set(only_tasks) <= set(exp.tasks):
         raise ConfigError(f"{exp._path}: --tasks {only_tasks}: expected some of {list(exp.tasks)}")
     out = Path(out or exp.get("out") or f"runs/delay/{exp._name}")
-    refuse_changed_settings(exp, out, False, None, file="experiment.yaml")  # finished cells match the table
+    run_seeds = resume_into(exp, out)  # other settings than the seeds: refused
     out.mkdir(parents=True, exist_ok=True)
     save_config(exp, out / "experiment.yaml")
     tasks = [t for t in exp.tasks if not only_tasks or t in only_tasks]
     check_windows(exp, sweep, tasks)
     data = {t: collect_data(exp, t, out, progress) for t in tasks}
-    models = [c for c in plan(exp) if c[1] in tasks]
+    models = [c for c in plan(exp) if c[1] in tasks and (run_seeds is None or c[2] in run_seeds)]
     bar = tqdm(models, desc=f"delay {exp._name}", disable=not progress, dynamic_ncols=True)
     for variant, task, seed in bar:
         todo = [c for c in _cells(exp, sweep, task, variant) if not _cell_file(out, variant, task, seed, *c).exists()]

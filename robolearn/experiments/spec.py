@@ -7,7 +7,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from robolearn.config import compose, find_config, load_yaml, to_dict
+from robolearn.config import compose, find_config, load_yaml, refuse_changed_settings, to_dict
 from robolearn.errors import ConfigError
 
 
@@ -112,6 +112,23 @@ def _expand_suite(exp: DictConfig, path: Path) -> None:
         for n in names
     }
     exp.tasks = OmegaConf.merge(OmegaConf.create(tasks), exp.get("tasks") or {})
+
+
+def resume_into(exp: DictConfig, out: Path) -> list[int] | None:
+    """Check that ``out`` holds this experiment (any other setting: one line naming what differs).
+    Training seeds are the one setting that may change between runs into the same ``out``: its cells
+    are per seed, so ``seeds=[1]`` after a run with ``seeds=[0]`` runs seed 1 and the tables pool both.
+    ``exp.seeds`` becomes the union (sorted); returns the seeds to run now, None when unchanged."""
+    saved = Path(out) / "experiment.yaml"
+    old = load_yaml(saved).get("seeds") if saved.is_file() else None
+    new = [int(sd) for sd in exp.seeds]
+    if old is None or [int(sd) for sd in old] == new:
+        refuse_changed_settings(exp, out, False, None, file="experiment.yaml")  # finished cells match the table
+        return None
+    exp.seeds = [int(sd) for sd in old]
+    refuse_changed_settings(exp, out, False, None, file="experiment.yaml")
+    exp.seeds = sorted(set(exp.seeds) | set(new))
+    return new
 
 
 def trained_by(exp: DictConfig, variant: str) -> str:
