@@ -181,6 +181,45 @@ def test_two_rank_ablation_trains_each_model_once(tmp_path):
     assert sorted(r["variant"] for r in rows) == ["mdn", "mdn_mode", "mlp_wide", "regression"]
 
 
+DELAY = """
+name: tiny_delay_ddp
+seeds: [0, 1]
+train: [algo.steps=20, algo.batch_size=32, algo.ckpt_every=20, algo.val_every=20, algo.warmup_steps=5, device=cpu]
+eval: {episodes: 2, n_envs: 2, seed_start: 100000}
+tasks:
+  catch: {overrides: [task=catch], collect: {episodes: 6}}
+variants:
+  flow:
+    train: [policy=flow, "policy.head.down_dims=[16,32]", policy.head.prefix_conditioning=2, policy.head.num_steps=2]
+  flow_given: {from: flow, sample: {inpaint: given}, executors: [rtc]}
+sweep:
+  delays: [0, 1]
+  noise: [0.1]
+  executors:
+    naive_async: {name: naive_async}
+    rtc: {name: rtc}
+"""
+
+
+def test_two_rank_delay_sweep_splits_the_models_and_pools_the_tables(tmp_path):
+    """torchrun over `robolearn delay`: each rank takes whole trained models (a model and the
+    variants re-sampled from it stay together), each model is trained once, and the tables that
+    rank 0 writes at the end cover every cell of both ranks."""
+    exp = tmp_path / "tiny.yaml"
+    exp.write_text(DELAY)
+    out = tmp_path / "out"
+    r = torchrun("delay", str(exp), "--out", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    for sd in (0, 1):
+        tb = out / f"train/flow/catch/s{sd}/tb"
+        assert len(list(tb.iterdir())) == 1, f"{tb}: trained more than once"
+    assert not (out / "train/flow_given").exists()
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    # flow: 2 executors x 2 delays, flow_given: rtc x 2 delays; both seeds pooled in every row
+    assert len(rows) == 6 and all(int(row["seeds"]) == 2 and int(row["episodes"]) == 4 for row in rows)
+
+
 def test_batch_not_divisible_by_world_size_is_one_line(reach, tmp_path):
     r = torchrun("train", *TRAIN, f"data={reach}", f"run_dir={tmp_path / 'run'}", "algo.steps=5", "algo.batch_size=33")
     assert r.returncode != 0

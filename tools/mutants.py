@@ -236,6 +236,13 @@ MUTANTS: dict[str, tuple[str, str, str, list[str], str]] = {
         ["tests/test_ablate.py::test_tiny_grid_end_to_end_then_skips_finished_cells"],
         "an experiment cannot be extended by training seeds into its --out (seeds=[1] after seeds=[0] refused)",
     ),
+    "delay_shard": (
+        "robolearn/experiments/delay.py",
+        "    if world > 1:  # a trained model and every variant sampled from it (``from:``) stay on one rank",
+        "    if False:",
+        ["tests/test_distributed.py::test_two_rank_delay_sweep_splits_the_models_and_pools_the_tables"],
+        "under torchrun every rank runs the whole delay sweep (each model trained by both ranks)",
+    ),
 }
 
 

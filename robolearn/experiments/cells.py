@@ -26,11 +26,11 @@ from robolearn.experiments.spec import cell_cfg, load_experiment, plan, resume_i
 from robolearn.train.dist import shard_ranks
 
 
-def _wait_for(done, what: str, poll_s: float = 2.0) -> None:
+def wait_for(done, what: str, poll_s: float = 2.0) -> None:
     """Poll until ``done()``; torchrun stops every rank if one fails, so this cannot wait forever
     on a dead peer."""
     if not done():
-        print(f"robolearn ablate: rank {shard_ranks()[0]} waits for {what}", file=sys.stderr, flush=True)
+        print(f"robolearn: rank {shard_ranks()[0]} waits for {what}", file=sys.stderr, flush=True)
     while not done():
         time.sleep(poll_s)
 
@@ -44,7 +44,7 @@ def collect_data(exp: DictConfig, task_name: str, out: Path, progress: bool, ran
 
     dest = out / "data" / f"{task_name}.zarr"
     if rank != 0:  # rank 0 collects; the dataset appears complete or not at all
-        _wait_for(dest.exists, f"the demos of {task_name}")
+        wait_for(dest.exists, f"the demos of {task_name}")
     if dest.exists():
         return str(dest)
     cfg = compose([str(o) for o in exp.tasks[task_name].overrides])
@@ -252,7 +252,7 @@ def run_experiment(
         cell_kind(cfg).run(exp, variant, cfg, train_dir, cell_dir, progress)
         write_results(finished_rows(exp, out, nfe), out, exp)
     if world > 1 and rank == 0:  # the results files cover the whole selection once every rank is done
-        _wait_for(
+        wait_for(
             lambda: all((out / "cells" / v / t / f"s{sd}" / "metrics.json").exists() for v, t, sd in selected),
             "the other ranks' cells",
         )

@@ -24,7 +24,9 @@ option only changes how RTC's prefix is used). Every cell (variant, task, seed, 
 delay, s) is one JSON file under ``<out>/cells``, written once: a stopped run resumes where it was,
 and training is the ablation's (a trained model is never trained again). Results pool the seeds:
 ``results.csv`` / ``results.md`` (success with its 95% Wilson interval, episodes, mean max score) and
-``delay.png`` (success against delay, one panel per task and noise level).
+``delay.png`` (success against delay, one panel per task and noise level). Sharded:
+``torchrun --nproc_per_node N -m robolearn delay EXP`` gives each rank whole trained models (a model
+and the variants re-sampled from it together); rank 0 writes the tables when every cell exists.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from robolearn.atomic import write_json
 from robolearn.config import save_config, to_dict
 from robolearn.errors import ConfigError
 from robolearn.eval.metrics import summarize, wilson_interval
-from robolearn.experiments.cells import collect_data, train_cell
+from robolearn.experiments.cells import collect_data, train_cell, wait_for
 from robolearn.experiments.report import default_s, write_delay_results
 from robolearn.experiments.spec import cell_cfg, load_experiment, plan, resume_into, trained_by
 
@@ -181,8 +183,16 @@ def run_delay_experiment(
     save_config(exp, out / "experiment.yaml")
     tasks = [t for t in exp.tasks if not only_tasks or t in only_tasks]
     check_windows(exp, sweep, tasks)
-    data = {t: collect_data(exp, t, out, progress) for t in tasks}
+    from robolearn.train.dist import shard_ranks
+
+    rank, world = shard_ranks()  # under torchrun: each rank its share of the trained models
+    data = {t: collect_data(exp, t, out, progress, rank) for t in tasks}
     models = [c for c in plan(exp) if c[1] in tasks and (run_seeds is None or c[2] in run_seeds)]
+    selected = models
+    if world > 1:  # a trained model and every variant sampled from it (``from:``) stay on one rank
+        keys = list(dict.fromkeys((trained_by(exp, v), t, sd) for v, t, sd in models))
+        mine = {k for i, k in enumerate(keys) if i % world == rank}
+        models = [c for c in models if (trained_by(exp, c[0]), c[1], c[2]) in mine]
     bar = tqdm(models, desc=f"delay {exp._name}", disable=not progress, dynamic_ncols=True)
     for variant, task, seed in bar:
         todo = [c for c in _cells(exp, sweep, task, variant) if not _cell_file(out, variant, task, seed, *c).exists()]
@@ -220,6 +230,13 @@ def run_delay_experiment(
                 {"summary": m, "exec": ex, "s": s, "delay": d, "noise": noise, "seed": seed, "episodes": records},
                 _cell_file(out, variant, task, seed, noise, label, d, s_at),
             )
+    if world > 1 and rank == 0:  # the tables cover the whole sweep once every rank is done
+        wait_for(
+            lambda: all(
+                _cell_file(out, v, t, sd, *c).exists() for v, t, sd in selected for c in _cells(exp, sweep, t, v)
+            ),
+            "the other ranks' cells",
+        )
     rows = results(exp, sweep, out)
     write_delay_results(rows, out, str(exp._name), paired_rows(exp, sweep, out), diagnostic_rows(exp, sweep, out))
     return rows
