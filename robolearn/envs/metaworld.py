@@ -87,8 +87,8 @@ class MetaWorldEnv(TwoRenderers, gym.Env):
             u.model.vis.quality.shadowsize, u.model.vis.quality.offsamples = 512, 0
         self._obs_renderer = mujoco.Renderer(u.model, image_size, image_size) if obs == "image" else None
         self._video_renderer = mujoco.Renderer(u.model, render_size, render_size) if render_size else None
-        for r in (self._obs_renderer, self._video_renderer):
-            if r is not None and fast:
+        for r in (self._obs_renderer, self._video_renderer) if fast else ():
+            if r is not None:
                 r.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
         spaces: dict[str, gym.spaces.Space] = {"state": gym.spaces.Box(-np.inf, np.inf, (OBS_DIM,), np.float32)}
         if obs == "image":

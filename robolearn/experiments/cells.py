@@ -22,7 +22,7 @@ from robolearn.config import compose, save_config, to_dict
 from robolearn.config_schema import ExpertSchema
 from robolearn.errors import ConfigError
 from robolearn.experiments.report import write_results
-from robolearn.experiments.spec import cell_cfg, load_experiment, plan, resume_into, trained_by
+from robolearn.experiments.spec import cell_cfg, load_experiment, plan, rank_share, resume_into, trained_by
 from robolearn.train.dist import shard_ranks
 
 
@@ -223,11 +223,7 @@ def run_experiment(
         c for c in plan(exp) if (not only_tasks or c[1] in only_tasks) and (only_seeds is None or c[2] in only_seeds)
     ]
     rank, world = shard_ranks()
-    selected = cells
-    if world > 1:
-        models = list(dict.fromkeys((trained_by(exp, v), t, sd) for v, t, sd in cells))
-        mine_models = {m for i, m in enumerate(models) if i % world == rank}
-        cells = [c for c in cells if (trained_by(exp, c[0]), c[1], c[2]) in mine_models]
+    selected, cells = cells, rank_share(exp, cells, rank, world)
     # every variant composes (a bad one fails before any training starts); its NFE for the table
     nfe: dict[tuple[str, str], int | None] = {}
     for v in exp.variants:

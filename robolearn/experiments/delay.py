@@ -43,7 +43,8 @@ from robolearn.errors import ConfigError
 from robolearn.eval.metrics import summarize, wilson_interval
 from robolearn.experiments.cells import collect_data, train_cell, wait_for
 from robolearn.experiments.report import default_s, write_delay_results
-from robolearn.experiments.spec import cell_cfg, load_experiment, plan, resume_into, trained_by
+from robolearn.experiments.spec import cell_cfg, load_experiment, plan, rank_share, resume_into, trained_by
+from robolearn.train.dist import shard_ranks
 
 HORIZONS = ("min", "all")
 
@@ -183,16 +184,10 @@ def run_delay_experiment(
     save_config(exp, out / "experiment.yaml")
     tasks = [t for t in exp.tasks if not only_tasks or t in only_tasks]
     check_windows(exp, sweep, tasks)
-    from robolearn.train.dist import shard_ranks
-
     rank, world = shard_ranks()  # under torchrun: each rank its share of the trained models
     data = {t: collect_data(exp, t, out, progress, rank) for t in tasks}
-    models = [c for c in plan(exp) if c[1] in tasks and (run_seeds is None or c[2] in run_seeds)]
-    selected = models
-    if world > 1:  # a trained model and every variant sampled from it (``from:``) stay on one rank
-        keys = list(dict.fromkeys((trained_by(exp, v), t, sd) for v, t, sd in models))
-        mine = {k for i, k in enumerate(keys) if i % world == rank}
-        models = [c for c in models if (trained_by(exp, c[0]), c[1], c[2]) in mine]
+    selected = [c for c in plan(exp) if c[1] in tasks and (run_seeds is None or c[2] in run_seeds)]
+    models = rank_share(exp, selected, rank, world)
     bar = tqdm(models, desc=f"delay {exp._name}", disable=not progress, dynamic_ncols=True)
     for variant, task, seed in bar:
         todo = [c for c in _cells(exp, sweep, task, variant) if not _cell_file(out, variant, task, seed, *c).exists()]

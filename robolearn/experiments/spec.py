@@ -120,15 +120,22 @@ def resume_into(exp: DictConfig, out: Path) -> list[int] | None:
     are per seed, so ``seeds=[1]`` after a run with ``seeds=[0]`` runs seed 1 and the tables pool both.
     ``exp.seeds`` becomes the union (sorted); returns the seeds to run now, None when unchanged."""
     saved = Path(out) / "experiment.yaml"
-    old = load_yaml(saved).get("seeds") if saved.is_file() else None
+    old = [int(sd) for sd in load_yaml(saved).get("seeds") or []] if saved.is_file() else None
     new = [int(sd) for sd in exp.seeds]
-    if old is None or [int(sd) for sd in old] == new:
-        refuse_changed_settings(exp, out, False, None, file="experiment.yaml")  # finished cells match the table
-        return None
-    exp.seeds = [int(sd) for sd in old]
+    exp.seeds = old if old else new  # every other setting must match the finished cells
     refuse_changed_settings(exp, out, False, None, file="experiment.yaml")
     exp.seeds = sorted(set(exp.seeds) | set(new))
-    return new
+    return None if not old or old == new else new
+
+
+def rank_share(exp: DictConfig, cells: list[tuple[str, str, int]], rank: int, world: int) -> list[tuple[str, str, int]]:
+    """The (variant, task, seed) cells of one of ``world`` ranks: whole trained models dealt round
+    robin, a model and every variant re-sampled from it (``from:``) on the same rank."""
+    if world <= 1:
+        return cells
+    models = list(dict.fromkeys((trained_by(exp, v), t, sd) for v, t, sd in cells))
+    mine = {m for i, m in enumerate(models) if i % world == rank}
+    return [c for c in cells if (trained_by(exp, c[0]), c[1], c[2]) in mine]
 
 
 def trained_by(exp: DictConfig, variant: str) -> str:
