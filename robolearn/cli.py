@@ -269,6 +269,7 @@ def cmd_ablate(a) -> int:
         only_tasks=[t.strip() for t in a.tasks.split(",")] if a.tasks else None,
         only_seeds=seeds,
         overrides=a.overrides,
+        only_variants=[v.strip() for v in a.variants.split(",")] if a.variants else None,
     )
     exp = load_experiment(a.experiment, a.overrides)
     out = Path(a.out or exp.get("out") or f"runs/ablate/{exp._name}")
@@ -480,6 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ab.add_argument("--tasks", default=None, help="run only these tasks of the grid (comma-separated)")
     ab.add_argument("--seeds", default=None, help="run only these seeds (comma-separated): split a grid over processes")
+    ab.add_argument("--variants", default=None, help="run only these variants of the grid (comma-separated)")
     ab.add_argument(
         "overrides",
         nargs="*",

@@ -76,7 +76,7 @@ def test_tiny_grid_end_to_end_then_skips_finished_cells(tmp_path):
     assert [r["mean_max_score"] for r in rows2] == [r["mean_max_score"] for r in rows]
     # another budget into the same --out: refused with what differs, nothing rewritten
     saved = (out / "experiment.yaml").read_text()
-    with pytest.raises(ConfigError, match=r"train: .* -> .*algo.steps=40"):
+    with pytest.raises(ConfigError, match=r"train_cli: .* -> .*algo.steps=40"):
         run_experiment(exp, out=out, progress=False, overrides=["algo.steps=40"])
     assert (out / "experiment.yaml").read_text() == saved and _mtimes(out) == before
 
@@ -236,12 +236,14 @@ def test_a_new_experiment_kind_is_a_schema_and_one_cell_function(tmp_path, monke
         run_experiment(_write(tmp_path, CHANCE.replace("algo.low=-1.0", "algo.low=abc")), out=tmp_path / "o2")
 
 
-def test_unknown_seed_or_task_is_refused_before_any_work(tmp_path):
+def test_unknown_seed_task_or_variant_is_refused_before_any_work(tmp_path):
     exp = _write(tmp_path)
     with pytest.raises(ConfigError, match="--seeds"):
         run_experiment(exp, out=tmp_path / "o", progress=False, only_seeds=[7])
     with pytest.raises(ConfigError, match="--tasks"):
         run_experiment(exp, out=tmp_path / "o", progress=False, only_tasks=["nope"])
+    with pytest.raises(ConfigError, match=r"--variants \['nope'\]: not in the experiment's variants"):
+        run_experiment(exp, out=tmp_path / "o", progress=False, only_variants=["nope"])
     assert not (tmp_path / "o" / "cells").exists()
 
 
@@ -315,6 +317,9 @@ def test_expert_cells_give_the_reference_of_a_regret_table(tmp_path):
     """`algo=expert` cells run the scripted expert on the experiment's seeds with its execution noise;
     tools/regret_horizon.py turns expert and learner cells into regret against the horizon."""
     out = tmp_path / "out"
+    part = run_experiment(_write(tmp_path, REGRET), out=out, progress=False, only_variants=["expert"])  # --variants
+    assert {(r["variant"], r["task"]) for r in part} == {("expert", "T20"), ("expert", "T40")}
+    assert not (out / "cells" / "bc").exists() and not (out / "train" / "bc").exists()
     rows = run_experiment(_write(tmp_path, REGRET), out=out, progress=False)
     assert {(r["variant"], r["task"]) for r in rows} == {(v, t) for v in ("expert", "bc") for t in ("T20", "T40")}
     m = json.loads((out / "cells/expert/T40/s0/metrics.json").read_text())
@@ -352,3 +357,17 @@ def test_a_cell_trained_on_the_tasks_own_data_counts_its_steps_as_labels(tmp_pat
         assert _cell_cost(train_dir, tmp_path / "out", "pusht_keypoints")[1:] == (buf.n_steps, 0)
     finally:
         buf.close()
+
+
+def test_a_variants_setting_wins_over_the_files_and_the_command_line_over_both(tmp_path):
+    """Order of a cell's training settings: file `train:` < the variant's `train:` < command line."""
+    from robolearn.experiments.spec import cell_cfg
+
+    text = TINY.replace("flow: {train: [policy=flow]", "flow: {train: [policy=flow, algo.steps=70, algo.batch_size=8]")
+    exp = load_experiment(_write(tmp_path, text))
+    cfg = cell_cfg(exp, "flow", "reach", 0, None)
+    assert cfg.algo.steps == 70 and cfg.algo.batch_size == 8 and cfg.algo.warmup_steps == 5  # file's for the rest
+    assert cell_cfg(exp, "flow_z0", "reach", 0, None).algo.steps == 70  # `from:` trains the same model
+    exp = load_experiment(_write(tmp_path, text), ["algo.steps=11"])
+    assert cell_cfg(exp, "flow", "reach", 0, None).algo.steps == 11  # a budget for every cell
+    assert cell_cfg(exp, "flow", "reach", 0, None).algo.batch_size == 8

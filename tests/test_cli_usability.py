@@ -145,7 +145,7 @@ def test_ablate_budget_from_the_command_line(tmp_path):
     from robolearn.experiments import load_experiment
 
     exp = load_experiment("much_ado", ["algo.steps=50", "eval.episodes=4"])
-    assert exp.train[-1] == "algo.steps=50" and exp.eval.episodes == 4
+    assert exp.train_cli == ["algo.steps=50"] and exp.eval.episodes == 4  # after the variants' own settings
     # the seeds and the collected demonstrations are knobs too (ablate and delay alike)
     exp = load_experiment("rtc_delay", ["seeds=0", "collect.episodes=7"])
     assert list(exp.seeds) == [0]

@@ -243,6 +243,20 @@ MUTANTS: dict[str, tuple[str, str, str, list[str], str]] = {
         ["tests/test_distributed.py::test_two_rank_delay_sweep_splits_the_models_and_pools_the_tables"],
         "under torchrun every rank runs the whole delay sweep (each model trained by both ranks)",
     ),
+    "variant_order": (
+        "robolearn/experiments/spec.py",
+        "        *(exp.get(\"train\") or []),\n        *tv.train,",
+        "        *tv.train,\n        *(exp.get(\"train\") or []),",
+        ["tests/test_ablate.py::test_a_variants_setting_wins_over_the_files_and_the_command_line_over_both"],
+        "a variant's own setting (algo.steps=10000) is silently overridden by the file's common train:",
+    ),
+    "variants_filter": (
+        "robolearn/experiments/cells.py",
+        "        and (not only_variants or c[0] in only_variants)",
+        "        and True",
+        ["tests/test_ablate.py::test_expert_cells_give_the_reference_of_a_regret_table"],
+        "--variants is checked but every variant's cells run",
+    ),
 }
 
 

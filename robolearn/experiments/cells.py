@@ -197,10 +197,11 @@ def run_experiment(
     only_tasks: list[str] | None = None,
     only_seeds: list[int] | None = None,
     overrides: list[str] | None = None,
+    only_variants: list[str] | None = None,
 ) -> list[dict]:
-    """Run (or finish) the grid; ``only_tasks`` / ``only_seeds`` select part of it, e.g. to split
-    the seeds over several processes sharing one output directory (cells never overlap); a last
-    run without them then writes the results of the whole grid."""
+    """Run (or finish) the grid; ``only_tasks`` / ``only_seeds`` / ``only_variants`` select part of
+    it, e.g. to split the seeds over several processes sharing one output directory (cells never
+    overlap); a last run without them then writes the results of the whole grid."""
 
     from tqdm import tqdm
 
@@ -209,18 +210,19 @@ def run_experiment(
     run_seeds = resume_into(exp, out)
     out.mkdir(parents=True, exist_ok=True)
     save_config(exp, out / "experiment.yaml")
-    if only_tasks:
-        unknown = [t for t in only_tasks if t not in exp.tasks]
+    for flag, asked, have in (("tasks", only_tasks, exp.tasks), ("variants", only_variants, exp.variants),
+                              ("seeds", only_seeds, list(exp.seeds))):  # fmt: skip
+        unknown = [x for x in asked or [] if x not in have]
         if unknown:
-            raise ConfigError(f"{exp._path}: --tasks {unknown}: not in the experiment's tasks {list(exp.tasks)}")
-    if only_seeds:
-        unknown = [sd for sd in only_seeds if sd not in list(exp.seeds)]
-        if unknown:
-            raise ConfigError(f"{exp._path}: --seeds {unknown}: not in the experiment's seeds {list(exp.seeds)}")
+            raise ConfigError(f"{exp._path}: --{flag} {unknown}: not in the experiment's {flag} {list(have)}")
     if run_seeds is not None:  # seeds=[...] given on a resumed --out: only those (and --seeds among them)
         only_seeds = [sd for sd in (only_seeds or run_seeds) if sd in run_seeds]
     cells = [
-        c for c in plan(exp) if (not only_tasks or c[1] in only_tasks) and (only_seeds is None or c[2] in only_seeds)
+        c
+        for c in plan(exp)
+        if (not only_tasks or c[1] in only_tasks)
+        and (only_seeds is None or c[2] in only_seeds)
+        and (not only_variants or c[0] in only_variants)
     ]
     rank, world = shard_ranks()
     selected, cells = cells, rank_share(exp, cells, rank, world)

@@ -15,7 +15,8 @@ def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Dic
     """The experiment file, with command-line ``overrides`` for every cell: ``eval.episodes=10``
     (and ``eval.n_envs`` / ``eval.seed_start``) set the evaluation, ``seeds=[0]`` (or ``seeds=0``)
     the training seeds, ``collect.episodes=N`` the demonstrations collected for every task;
-    anything else (``algo.steps=500``) is appended to the experiment's training overrides."""
+    anything else (``algo.steps=500``) is a training override for every cell, applied after the
+    variants' own (``exp.train_cli``)."""
     path = Path(path)
     if not path.is_file() and find_config("experiment", str(path)) is not None:
         path = find_config("experiment", str(path))
@@ -48,8 +49,8 @@ def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Dic
                 raise ConfigError(f"override {o!r}: no task of {path} collects demonstrations (a 'collect:' block)")
             for t in collecting:
                 t.collect = {**t.collect, "episodes": n}
-        else:
-            exp.train = [*(exp.get("train") or []), o]
+        else:  # after the variants' own settings: a budget given here holds for every cell
+            exp.train_cli = [*(exp.get("train_cli") or []), o]
     for key in ("tasks", "variants"):
         if not isinstance(exp.get(key), DictConfig) or len(exp[key]) == 0:
             raise ConfigError(f"{path}: key {key!r}: expected a non-empty mapping of name -> settings")
@@ -143,9 +144,17 @@ def trained_by(exp: DictConfig, variant: str) -> str:
 
 
 def cell_cfg(exp: DictConfig, variant: str, task: str, seed: int, data: str | None) -> DictConfig:
-    """The full training config of the model a cell evaluates."""
+    """The full training config of the model a cell evaluates: the task's overrides, then the
+    experiment's ``train:``, then the variant's own (a variant's setting wins over the file's
+    common one), then the command line's (a budget for every cell), then the seed."""
     tv = exp.variants[trained_by(exp, variant)]
-    overrides = [*exp.tasks[task].overrides, *tv.train, *(exp.get("train") or []), f"seed={seed}"]
+    overrides = [
+        *exp.tasks[task].overrides,
+        *(exp.get("train") or []),
+        *tv.train,
+        *(exp.get("train_cli") or []),
+        f"seed={seed}",
+    ]
     if data:
         overrides.append(f"data={data}")
     cfg = compose([str(o) for o in overrides])
