@@ -245,8 +245,8 @@ MUTANTS: dict[str, tuple[str, str, str, list[str], str]] = {
     ),
     "variant_order": (
         "robolearn/experiments/spec.py",
-        "        *(exp.get(\"train\") or []),\n        *tv.train,",
-        "        *tv.train,\n        *(exp.get(\"train\") or []),",
+        '        *(exp.get("train") or []),\n        *tv.train,',
+        '        *tv.train,\n        *(exp.get("train") or []),',
         ["tests/test_ablate.py::test_a_variants_setting_wins_over_the_files_and_the_command_line_over_both"],
         "a variant's own setting (algo.steps=10000) is silently overridden by the file's common train:",
     ),
