@@ -371,3 +371,24 @@ def test_a_variants_setting_wins_over_the_files_and_the_command_line_over_both(t
     exp = load_experiment(_write(tmp_path, text), ["algo.steps=11"])
     assert cell_cfg(exp, "flow", "reach", 0, None).algo.steps == 11  # a budget for every cell
     assert cell_cfg(exp, "flow", "reach", 0, None).algo.batch_size == 8
+
+
+def test_hardest_tasks_pools_the_seeds_of_one_variant(tmp_path, capsys):
+    """tools/hardest_tasks.py: the tasks a suite's variant succeeded least on, seeds pooled, ties by name."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "tools"))
+    from hardest_tasks import main
+
+    rows = [  # (variant, task, seed, successes): a ranks lowest only with both seeds pooled
+        ("reg", "a", 0, 10), ("reg", "a", 1, 0), ("reg", "b", 0, 6), ("reg", "b", 1, 6),
+        ("reg", "c", 0, 5), ("reg", "c", 1, 5), ("reg", "d", 0, 5), ("reg", "d", 1, 5), ("flow", "b", 0, 0),
+    ]  # fmt: skip
+    with open(tmp_path / "results.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["variant", "task", "seed", "successes", "episodes"])
+        w.writerows([(v, t, s, k, 10) for v, t, s, k in rows])
+    assert main([str(tmp_path), "--variant", "reg", "--n", "3"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1] == "suite: {tasks: [a, c, d]}"  # 0.50, 0.50, 0.50 by name; b (0.60) left out
+    assert "| a | 0.50 | 10 / 20 |" in out
+    with pytest.raises(SystemExit, match="no row of variant 'mdn'"):
+        main([str(tmp_path), "--variant", "mdn"])
