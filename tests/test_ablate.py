@@ -254,6 +254,10 @@ def test_unknown_seed_task_or_variant_is_refused_before_any_work(tmp_path):
         ("tasks: {t: {overrides: [task=fetch_reach]}}\nvariants: {a: {from: b}}", "variants.a.from"),
         ("tasks: {t: {overrides: [task=fetch_reach]}}\nvariants: {a: {train: policy=flow}}", "variants.a.train"),
         ("seeds: []\ntasks: {t: {overrides: [task=fetch_reach]}}\nvariants: {a: {train: [policy=flow]}}", "'seeds'"),
+        (
+            "tasks: {t: {overrides: [task=catch], collect: {episodes: 2, noise: -0.1}}}\nvariants: {a: {train: [a=b]}}",
+            "tasks.t.collect.noise: expected a number >= 0, found -0.1",
+        ),
     ],
 )
 def test_bad_experiment_files_are_one_line_errors(tmp_path, text, words):

@@ -90,6 +90,9 @@ def test_collect_refuses_to_overwrite(tmp_path):
     r = run_cli("collect", "fetch_reach", "--episodes", "1", "--out", str(out))
     assert r.returncode == 2 and str(out) in r.stderr, r.stderr
     assert (out / "precious.txt").read_text() == "user data"
+    r = run_cli("collect", "catch_multimodal", "--episodes", "1", "--noise", "-0.1", "--out", str(tmp_path / "n.zarr"))
+    assert r.returncode == 2 and "--noise: expected a number >= 0" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "n.zarr").exists()  # refused before anything is written
 
 
 @pytest.mark.parametrize(
@@ -100,6 +103,7 @@ def test_collect_refuses_to_overwrite(tmp_path):
         (["dagger", "task=pusht"], "no scripted expert"),
         (["ablate", "/no/such/experiment.yaml"], "config file not found"),
         (["ablate", "configs/experiment/much_ado.yaml", "--seeds", "0,x"], "--seeds"),
+        (["ablate", "configs/experiment/much_ado.yaml", "--variants", "nope"], "--variants ['nope']"),
     ],
 )
 def test_interactive_and_ablate_commands_refuse_bad_input_in_one_line(args, words, tmp_path):

@@ -42,6 +42,8 @@ def collect(
     succeeded (at most ``MAX_TRIES_PER_KEPT`` times as many episodes are run)."""
     if task.expert() is None:
         raise ConfigError(f"task {task.spec.name!r} has no scripted expert; its demonstrations come from a dataset")
+    if not noise >= 0:
+        raise ConfigError(f"--noise: expected a number >= 0 (std of the noise on executed actions), found {noise}")
     labeler = ScriptedLabeler(task, horizon=1)
     strategy = ExpertActs(noise=float(noise) if noise > 0 else None)
     if n_episodes < 1:
@@ -137,6 +139,8 @@ def audit_expert(task, n_episodes: int = 50, noise: float = 0.0, seed_start: int
 
     if task.expert() is None:
         raise ConfigError(f"task {task.spec.name!r} has no scripted expert to audit")
+    if not noise >= 0:
+        raise ConfigError(f"--noise: expected a number >= 0 (std of the noise on executed actions), found {noise}")
     labeler = ScriptedLabeler(task, horizon=1)
     strategy = ExpertActs(noise=float(noise) if noise > 0 else None)
     rng = np.random.default_rng(seed_start + 7919)

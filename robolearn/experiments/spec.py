@@ -76,6 +76,9 @@ def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Dic
     for name, t in exp.tasks.items():
         if not OmegaConf.is_list((t or {}).get("overrides")):
             raise ConfigError(f"{path}: tasks.{name}.overrides: expected a list such as [task=pusht]")
+        noise = ((t or {}).get("collect") or {}).get("noise", 0.0)
+        if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not noise >= 0:
+            raise ConfigError(f"{path}: tasks.{name}.collect.noise: expected a number >= 0, found {noise!r}")
     exp["_path"] = str(path)
     exp["_name"] = exp.get("name") or path.stem
     return exp
