@@ -355,6 +355,19 @@ def _choices_epilog() -> str:
         return "choices: robolearn list"
 
 
+def _choices_on_help(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The catalogue as the parser's epilog, built when its help is printed: building it imports
+    every task (seconds), which a command that runs should not pay."""
+    plain = parser.format_help
+
+    def format_help() -> str:
+        parser.epilog = _choices_epilog()
+        return plain()
+
+    parser.format_help = format_help
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="robolearn",
@@ -394,9 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a chunked policy. Overrides are key=value: group choices (task=NAME, "
         "policy=NAME, algo=NAME, exec=NAME, recipe=NAME) and dotted keys "
         "(algo.steps=2000, policy.head.num_steps=4, data=PATH, run_dir=DIR, seed=1).",
-        epilog=_choices_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _choices_on_help(t)
     t.add_argument("overrides", nargs="*")
     t.add_argument("--eval-episodes", type=int, default=0, help="evaluate the final checkpoint on N episodes")
     t.add_argument(
