@@ -288,6 +288,7 @@ def cmd_delay(a) -> int:
         progress=True,
         only_tasks=[t.strip() for t in a.tasks.split(",")] if a.tasks else None,
         overrides=a.overrides,
+        only_variants=[v.strip() for v in a.variants.split(",")] if a.variants else None,
     )
     print(delay_markdown(rows))
     return 0
@@ -539,6 +540,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default=None, help="results directory (default: the experiment's out, or runs/delay/<name>)"
     )
     dl.add_argument("--tasks", default=None, help="run only these tasks (comma-separated)")
+    dl.add_argument("--variants", default=None, help="run only these variants (comma-separated)")
     dl.add_argument(
         "overrides", nargs="*", help="as for ablate: algo.steps=500, eval.episodes=20, seeds=[0], collect.episodes=50"
     )

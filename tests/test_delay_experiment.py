@@ -51,6 +51,11 @@ def test_delay_experiment_end_to_end_and_resume(tmp_path):
     exp = tmp_path / "tiny.yaml"
     exp.write_text(EXPERIMENT.format(delays="[0, 2]"))
     out = tmp_path / "out"
+    r = _run([str(exp), "--out", str(out), "--variants", "flow_given"], tmp_path)  # part of the grid first
+    assert r.returncode == 0, r.stderr[-2000:]
+    with open(out / "results.csv") as f:
+        assert {row["variant"] for row in csv.DictReader(f)} == {"flow_given"}
+    assert (out / "train/flow/catch/s0").is_dir() and not (out / "cells/catch/flow").exists()  # weights, no cells
     r = _run([str(exp), "--out", str(out)], tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     with open(out / "results.csv") as f:
@@ -104,6 +109,12 @@ def test_a_bad_sweep_is_one_line_before_any_work(tmp_path, delays, words):
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert all(w in r.stderr for w in words), r.stderr
     assert not (tmp_path / "out" / "data").exists()  # nothing collected
+    if delays == "[-1]":
+        exp.write_text(EXPERIMENT.format(delays="[0]"))
+        r = _run([str(exp), "--out", str(tmp_path / "out"), "--variants", "nope"], tmp_path)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert "--variants ['nope']: not in the experiment's variants ['flow', 'flow_given']" in r.stderr
+        assert not (tmp_path / "out").exists()
 
 
 def test_horizons_all_runs_every_execution_horizon_and_keeps_the_default_cells(tmp_path):

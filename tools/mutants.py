@@ -251,9 +251,9 @@ MUTANTS: dict[str, tuple[str, str, str, list[str], str]] = {
         "a variant's own setting (algo.steps=10000) is silently overridden by the file's common train:",
     ),
     "variants_filter": (
-        "robolearn/experiments/cells.py",
-        "        and (not only_variants or c[0] in only_variants)",
-        "        and True",
+        "robolearn/experiments/spec.py",
+        "        if (not only_variants or c[0] in only_variants)",
+        "        if True",
         ["tests/test_ablate.py::test_expert_cells_give_the_reference_of_a_regret_table"],
         "--variants is checked but every variant's cells run",
     ),

@@ -22,7 +22,7 @@ from robolearn.config import compose, save_config, to_dict
 from robolearn.config_schema import ExpertSchema
 from robolearn.errors import ConfigError
 from robolearn.experiments.report import write_results
-from robolearn.experiments.spec import cell_cfg, load_experiment, plan, rank_share, resume_into, trained_by
+from robolearn.experiments.spec import cell_cfg, load_experiment, plan, rank_share, resume_into, select, trained_by
 from robolearn.train.dist import shard_ranks
 
 
@@ -210,20 +210,9 @@ def run_experiment(
     run_seeds = resume_into(exp, out)
     out.mkdir(parents=True, exist_ok=True)
     save_config(exp, out / "experiment.yaml")
-    for flag, asked, have in (("tasks", only_tasks, exp.tasks), ("variants", only_variants, exp.variants),
-                              ("seeds", only_seeds, list(exp.seeds))):  # fmt: skip
-        unknown = [x for x in asked or [] if x not in have]
-        if unknown:
-            raise ConfigError(f"{exp._path}: --{flag} {unknown}: not in the experiment's {flag} {list(have)}")
+    cells = select(exp, only_tasks, only_variants, only_seeds)  # an unknown name stops here
     if run_seeds is not None:  # seeds=[...] given on a resumed --out: only those (and --seeds among them)
-        only_seeds = [sd for sd in (only_seeds or run_seeds) if sd in run_seeds]
-    cells = [
-        c
-        for c in plan(exp)
-        if (not only_tasks or c[1] in only_tasks)
-        and (only_seeds is None or c[2] in only_seeds)
-        and (not only_variants or c[0] in only_variants)
-    ]
+        cells = [c for c in cells if c[2] in run_seeds]
     rank, world = shard_ranks()
     selected, cells = cells, rank_share(exp, cells, rank, world)
     # every variant composes (a bad one fails before any training starts); its NFE for the table

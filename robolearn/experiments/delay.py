@@ -43,7 +43,7 @@ from robolearn.errors import ConfigError
 from robolearn.eval.metrics import summarize, wilson_interval
 from robolearn.experiments.cells import collect_data, train_cell, wait_for
 from robolearn.experiments.report import default_s, write_delay_results
-from robolearn.experiments.spec import cell_cfg, load_experiment, plan, rank_share, resume_into, trained_by
+from robolearn.experiments.spec import cell_cfg, load_experiment, rank_share, resume_into, select, trained_by
 from robolearn.train.dist import shard_ranks
 
 HORIZONS = ("min", "all")
@@ -166,6 +166,7 @@ def run_delay_experiment(
     progress: bool = True,
     only_tasks: list[str] | None = None,
     overrides: list[str] | None = None,
+    only_variants: list[str] | None = None,
 ) -> list[dict]:
     from tqdm import tqdm
 
@@ -176,8 +177,7 @@ def run_delay_experiment(
 
     exp = load_experiment(path, overrides)
     sweep = check_sweep(exp)
-    if only_tasks and not set(only_tasks) <= set(exp.tasks):
-        raise ConfigError(f"{exp._path}: --tasks {only_tasks}: expected some of {list(exp.tasks)}")
+    select(exp, only_tasks, only_variants)  # an unknown task or variant stops here, before any work
     out = Path(out or exp.get("out") or f"runs/delay/{exp._name}")
     run_seeds = resume_into(exp, out)  # other settings than the seeds: refused
     out.mkdir(parents=True, exist_ok=True)
@@ -186,7 +186,7 @@ def run_delay_experiment(
     check_windows(exp, sweep, tasks)
     rank, world = shard_ranks()  # under torchrun: each rank its share of the trained models
     data = {t: collect_data(exp, t, out, progress, rank) for t in tasks}
-    selected = [c for c in plan(exp) if c[1] in tasks and (run_seeds is None or c[2] in run_seeds)]
+    selected = [c for c in select(exp, only_tasks, only_variants) if run_seeds is None or c[2] in run_seeds]
     models = rank_share(exp, selected, rank, world)
     bar = tqdm(models, desc=f"delay {exp._name}", disable=not progress, dynamic_ncols=True)
     for variant, task, seed in bar:

@@ -132,6 +132,28 @@ def resume_into(exp: DictConfig, out: Path) -> list[int] | None:
     return None if not old or old == new else new
 
 
+def select(
+    exp: DictConfig,
+    only_tasks: list[str] | None = None,
+    only_variants: list[str] | None = None,
+    only_seeds: list[int] | None = None,
+) -> list[tuple[str, str, int]]:
+    """The cells of ``plan(exp)`` among the tasks, variants and seeds asked for (None: all); a name
+    the experiment does not have stops here, in one line, before any work."""
+    for flag, asked, have in (("tasks", only_tasks, exp.tasks), ("variants", only_variants, exp.variants),
+                              ("seeds", only_seeds, list(exp.seeds))):  # fmt: skip
+        unknown = [x for x in asked or [] if x not in have]
+        if unknown:
+            raise ConfigError(f"{exp._path}: --{flag} {unknown}: not in the experiment's {flag} {list(have)}")
+    return [
+        c
+        for c in plan(exp)
+        if (not only_variants or c[0] in only_variants)
+        and (not only_tasks or c[1] in only_tasks)
+        and (only_seeds is None or c[2] in only_seeds)
+    ]
+
+
 def rank_share(exp: DictConfig, cells: list[tuple[str, str, int]], rank: int, world: int) -> list[tuple[str, str, int]]:
     """The (variant, task, seed) cells of one of ``world`` ranks: whole trained models dealt round
     robin, a model and every variant re-sampled from it (``from:``) on the same rank."""
