@@ -254,6 +254,11 @@ def cmd_adversarial(a) -> int:
     return adversarial_main(a.overrides, default_algo=a.default_algo)
 
 
+def _names(arg: str | None) -> list[str] | None:
+    """A comma-separated option (``--tasks a,b``) as its names; None when not given."""
+    return [x.strip() for x in arg.split(",")] if arg else None
+
+
 def cmd_ablate(a) -> int:
     from robolearn.errors import ConfigError
     from robolearn.experiments import aggregate, load_experiment, results_table, run_experiment
@@ -266,10 +271,10 @@ def cmd_ablate(a) -> int:
         a.experiment,
         out=a.out,
         progress=True,
-        only_tasks=[t.strip() for t in a.tasks.split(",")] if a.tasks else None,
+        only_tasks=_names(a.tasks),
         only_seeds=seeds,
         overrides=a.overrides,
-        only_variants=[v.strip() for v in a.variants.split(",")] if a.variants else None,
+        only_variants=_names(a.variants),
     )
     exp = load_experiment(a.experiment, a.overrides)
     out = Path(a.out or exp.get("out") or f"runs/ablate/{exp._name}")
@@ -286,9 +291,9 @@ def cmd_delay(a) -> int:
         a.experiment,
         out=a.out,
         progress=True,
-        only_tasks=[t.strip() for t in a.tasks.split(",")] if a.tasks else None,
+        only_tasks=_names(a.tasks),
         overrides=a.overrides,
-        only_variants=[v.strip() for v in a.variants.split(",")] if a.variants else None,
+        only_variants=_names(a.variants),
     )
     print(delay_markdown(rows))
     return 0

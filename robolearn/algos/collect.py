@@ -23,6 +23,13 @@ from robolearn.errors import ConfigError
 MAX_TRIES_PER_KEPT = 20  # until_kept: give up after this many episodes per episode wanted
 
 
+def _noisy_expert(noise: float) -> ExpertActs:
+    """The expert's own actions, with Gaussian noise of std ``noise`` (half action ranges) added."""
+    if not noise >= 0:
+        raise ConfigError(f"--noise: expected a number >= 0 (std of the noise on executed actions), found {noise}")
+    return ExpertActs(noise=float(noise) if noise > 0 else None)
+
+
 def collect(
     task,
     n_episodes: int,
@@ -42,10 +49,8 @@ def collect(
     succeeded (at most ``MAX_TRIES_PER_KEPT`` times as many episodes are run)."""
     if task.expert() is None:
         raise ConfigError(f"task {task.spec.name!r} has no scripted expert; its demonstrations come from a dataset")
-    if not noise >= 0:
-        raise ConfigError(f"--noise: expected a number >= 0 (std of the noise on executed actions), found {noise}")
+    strategy = _noisy_expert(noise)
     labeler = ScriptedLabeler(task, horizon=1)
-    strategy = ExpertActs(noise=float(noise) if noise > 0 else None)
     if n_episodes < 1:
         raise ConfigError(f"--episodes: expected >= 1, got {n_episodes}")
     out = Path(out)
@@ -139,10 +144,8 @@ def audit_expert(task, n_episodes: int = 50, noise: float = 0.0, seed_start: int
 
     if task.expert() is None:
         raise ConfigError(f"task {task.spec.name!r} has no scripted expert to audit")
-    if not noise >= 0:
-        raise ConfigError(f"--noise: expected a number >= 0 (std of the noise on executed actions), found {noise}")
+    strategy = _noisy_expert(noise)
     labeler = ScriptedLabeler(task, horizon=1)
-    strategy = ExpertActs(noise=float(noise) if noise > 0 else None)
     rng = np.random.default_rng(seed_start + 7919)
     env = task.make_env()
     wins, lengths = 0, []
