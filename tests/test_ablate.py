@@ -396,3 +396,31 @@ def test_hardest_tasks_pools_the_seeds_of_one_variant(tmp_path, capsys):
     assert "| a | 0.50 | 10 / 20 |" in out
     with pytest.raises(SystemExit, match="no row of variant 'mdn'"):
         main([str(tmp_path), "--variant", "mdn"])
+
+
+def test_a_packed_archive_restores_the_finished_cells_without_their_checkpoints(tmp_path, capsys):
+    """tools/results_archive.py: the cells (not train/ or data/) travel in one archive; unpacked into a
+    fresh directory, the same command trains nothing and gives the same table; unpacking never
+    replaces a file that exists with other contents."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    from results_archive import main
+
+    exp, out, fresh = _write(tmp_path), tmp_path / "out", tmp_path / "fresh"
+    rows = run_experiment(exp, out=out, progress=False, overrides=["seeds=[0]"])
+    archive = tmp_path / "keep" / "tiny.tar.gz"
+    assert main(["pack", str(out), str(archive)]) == 0
+    assert main(["unpack", str(archive), str(fresh)]) == 0
+    assert not (fresh / "train").exists() and not (fresh / "data").exists()
+    assert sorted(_mtimes(fresh)) == sorted(_mtimes(out))
+    again = run_experiment(exp, out=fresh, progress=False, overrides=["seeds=[0]"])
+    assert not (fresh / "train").exists()  # every cell was found finished: nothing trained
+    key = ("variant", "seed", "success_rate", "mean_max_score")
+    assert [tuple(r[k] for k in key) for r in again] == [tuple(r[k] for k in key) for r in rows]
+    mine = next(iter(fresh.glob("cells/*/*/*/metrics.json")))
+    mine.write_text('{"mine": 1}')
+    gone = next(p for p in fresh.glob("cells/*/*/*/metrics.json") if p != mine)
+    gone.unlink()
+    capsys.readouterr()
+    assert main(["unpack", str(archive), str(fresh)]) == 0
+    assert mine.read_text() == '{"mine": 1}' and gone.is_file()
+    assert str(mine) in capsys.readouterr().err
